@@ -1,0 +1,73 @@
+"""create_app(): one Litestar application wiring settings, runtime, routes and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.response import Redirect
+
+from whisperx_api.errors import exception_handlers
+from whisperx_api.health.controllers import HealthController
+from whisperx_api.logging_setup import configure_logging
+from whisperx_api.openapi import openapi_config
+from whisperx_api.request_id import request_id_middleware
+from whisperx_api.runtime import Runtime
+from whisperx_api.settings import Settings, get_settings
+from whisperx_api.speech.controllers import ServiceController
+from whisperx_api.tasks.controllers import TaskController
+from whisperx_api.tasks.queue import start_worker, stop_worker
+
+logger = logging.getLogger(__name__)
+
+# Uploads are streamed to disk; the cap that matters is MAX_UPLOAD_SIZE_MB (safeguards).
+UNLIMITED_BODY = 1 << 62
+
+
+@get("/", include_in_schema=False)
+async def root() -> Redirect:
+    return Redirect(path="/docs")
+
+
+def provide_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        worker_task: asyncio.Task[None] | None = None
+        if settings.worker_in_process:
+            worker_task = await start_worker(runtime, in_process=True)
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                await stop_worker(runtime, worker_task)
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[root, HealthController, TaskController, ServiceController],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        middleware=[request_id_middleware],
+        openapi_config=openapi_config(version("whisperx-api")),
+        request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,
+        debug=False,
+    )
+
+
+__all__ = ["Response", "create_app"]

@@ -1,0 +1,128 @@
+"""`whisperx-api` console script: run the service, run workers, manage the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from whisperx_api.settings import SettingsError, get_settings
+
+
+def _settings_or_exit():  # type: ignore[no-untyped-def]
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """whisperx-api: speech-to-text service."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", "web_workers", default=1, show_default=True, type=int, help="web processes")
+def run(host: str, port: int, web_workers: int) -> None:
+    """Serve the API with granian; each web process also runs a queue worker unless WORKER_IN_PROCESS=false."""
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    from whisperx_api.db.config import upgrade_database
+    from whisperx_api.logging_setup import configure_logging
+    from whisperx_api.redis_embedded import EmbeddedRedis
+
+    settings = _settings_or_exit()
+    configure_logging(settings)
+    embedded = None
+    if not settings.redis_url:
+        # one embedded Redis for every web process: start it here and hand its URL down
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        os.environ["REDIS_URL"] = embedded.start()
+    if settings.db_auto_migrate:
+        upgrade_database(settings)
+        os.environ["DB_AUTO_MIGRATE"] = "false"  # done once here, not raced by each process
+    try:
+        Server(
+            "whisperx_api.app:create_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=web_workers,
+            factory=True,
+            log_access=False,
+        ).serve()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@main.group()
+def workers() -> None:
+    """Queue workers without a web server (scale-out on GPU hosts)."""
+
+
+@workers.command("run")
+def workers_run() -> None:
+    """Run a worker-only process against REDIS_URL and DB_URL until SIGINT/SIGTERM."""
+    from whisperx_api.logging_setup import configure_logging
+    from whisperx_api.runtime import Runtime
+    from whisperx_api.tasks.queue import start_worker, stop_worker
+
+    settings = _settings_or_exit()
+    configure_logging(settings)
+    if not settings.redis_url:
+        logging.getLogger(__name__).warning(
+            "REDIS_URL is unset: this worker starts its own embedded Redis, which no web process shares"
+        )
+
+    async def serve() -> None:
+        runtime = await Runtime.start(settings)
+        task = await start_worker(runtime, in_process=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait(
+                [asyncio.ensure_future(stop.wait()), task], return_when=asyncio.FIRST_COMPLETED
+            )
+        await stop_worker(runtime, task)
+        await runtime.close()
+
+    asyncio.run(serve())
+
+
+@main.group()
+def database() -> None:
+    """Alembic migrations."""
+
+
+@database.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def database_upgrade(revision: str) -> None:
+    from whisperx_api.db.config import upgrade_database
+
+    upgrade_database(_settings_or_exit(), revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@database.command("downgrade")
+@click.argument("revision")
+def database_downgrade(revision: str) -> None:
+    from whisperx_api.db.config import downgrade_database
+
+    downgrade_database(_settings_or_exit(), revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+if __name__ == "__main__":
+    main()

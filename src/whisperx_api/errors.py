@@ -1,0 +1,129 @@
+"""The one error body: `{"error": {"message", "type", "code", "param"}}` (OpenAI's shape)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from advanced_alchemy.exceptions import NotFoundError, RepositoryError
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+_TYPE_BY_STATUS = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+_CODE_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "AUTHENTICATION_FAILED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_type(status_code: int) -> str:
+    if status_code >= 500:
+        return "server_error"
+    return _TYPE_BY_STATUS.get(status_code, "invalid_request_error")
+
+
+class ApiError(HTTPException):
+    """An error with a stable machine code; raise it anywhere a handler runs."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
+        self.message = message
+        self.code = code or _CODE_BY_STATUS.get(status_code)
+        self.param = param
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorBody]:
+    body = ErrorBody(
+        ErrorDetail(
+            message=message,
+            type=error_type(status_code),
+            code=code or _CODE_BY_STATUS.get(status_code),
+            param=param,
+        )
+    )
+    return Response(content=body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def _validation_param(extra: Any) -> tuple[str | None, str | None]:
+    """First failing field and its message from Litestar's validation `extra`."""
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        key = first.get("key")
+        return (str(key) if key is not None else None), first.get("message")
+    return None, None
+
+
+def handle_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
+    param, detail = _validation_param(exc.extra)
+    message = f"{param}: {detail}" if param and detail else (detail or str(exc.detail))
+    return error_response(422, message, "VALIDATION_ERROR", param)
+
+
+def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    if isinstance(exc, ApiError):
+        return error_response(exc.status_code, exc.message, exc.code, exc.param, exc.headers)
+    message = str(exc.detail) if exc.detail else "error"
+    return error_response(exc.status_code, message, None, None, exc.headers)
+
+
+def handle_not_found(_: Request[Any, Any, Any], exc: NotFoundError) -> Response[ErrorBody]:
+    return error_response(404, str(exc.detail) if getattr(exc, "detail", None) else "not found", "NOT_FOUND")
+
+
+def handle_repository(_: Request[Any, Any, Any], exc: RepositoryError) -> Response[ErrorBody]:
+    logger.exception("database error", exc_info=exc)
+    return error_response(503, "database error", "DATABASE_ERROR")
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal server error", "INTERNAL_ERROR")
+
+
+exception_handlers: dict[Any, Any] = {
+    ValidationException: handle_validation,
+    NotFoundError: handle_not_found,
+    RepositoryError: handle_repository,
+    HTTPException: handle_http,
+    Exception: handle_unexpected,
+}
+
+# Documented on every route so the OpenAPI spec shows the error shape.
+ERROR_RESPONSES_DOC = "error body: {error: {message, type, code, param}}"

@@ -1,0 +1,1 @@
+"""The speech pipeline: plain functions, data in and out, no web types."""

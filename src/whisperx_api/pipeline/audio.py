@@ -1,0 +1,107 @@
+"""Media probing and decoding with ffmpeg."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from whisperx_api.pipeline.errors import AudioProcessingError
+
+SAMPLE_RATE = 16_000
+AUDIO_EXTENSIONS = (".oga", ".m4a", ".aac", ".wav", ".amr", ".wma", ".awb", ".mp3", ".ogg")
+VIDEO_EXTENSIONS = (".wmv", ".mkv", ".avi", ".mov", ".mp4")
+ALLOWED_EXTENSIONS = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
+PROBE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float
+    format_name: str
+    audio_codec: str
+    sample_rate: int
+    channels: int
+    has_video: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "duration": self.duration,
+            "format": self.format_name,
+            "audio_codec": self.audio_codec,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "has_video": self.has_video,
+        }
+
+
+def probe_media(path: Path) -> MediaInfo:
+    """Read container and audio stream facts; raise AudioProcessingError for anything unusable."""
+    if not path.exists() or path.stat().st_size == 0:
+        raise AudioProcessingError("the file is empty")
+    try:
+        proc = subprocess.run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AudioProcessingError("the file could not be read in time") from None
+    if proc.returncode != 0:
+        raise AudioProcessingError(f"the file is not readable media: {_ffmpeg_reason(proc.stderr, path)}")
+    data = json.loads(proc.stdout or b"{}")
+    streams = data.get("streams", [])
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if audio is None:
+        raise AudioProcessingError("the file has no audio stream")
+    fmt = data.get("format", {})
+    duration = _float(fmt.get("duration")) or _float(audio.get("duration"))
+    if not duration or duration <= 0:
+        raise AudioProcessingError("the audio stream has no duration (empty or corrupt)")
+    return MediaInfo(
+        duration=round(duration, 3),
+        format_name=str(fmt.get("format_name", "")),
+        audio_codec=str(audio.get("codec_name", "")),
+        sample_rate=int(audio.get("sample_rate") or 0),
+        channels=int(audio.get("channels") or 0),
+        has_video=any(s.get("codec_type") == "video" and not _is_cover_art(s) for s in streams),
+    )
+
+
+def _ffmpeg_reason(stderr: bytes, path: Path) -> str:
+    """ffmpeg's last error line, without the server-side path."""
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    reason = lines[-1] if lines else "unknown error"
+    return reason.replace(f"{path}: ", "").replace(str(path), "input")
+
+
+def _is_cover_art(stream: dict[str, object]) -> bool:
+    disposition = stream.get("disposition")
+    return isinstance(disposition, dict) and bool(disposition.get("attached_pic"))
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode any media file to mono float32 PCM at `sample_rate` (ffmpeg streams it; the
+    decoded array is 64 KB per second of audio, about 230 MB for an hour)."""
+    cmd = [
+        "ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path),
+        "-vn", "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise AudioProcessingError(f"could not decode audio: {_ffmpeg_reason(proc.stderr, path)}")
+    audio = np.frombuffer(proc.stdout, dtype=np.float32)
+    if audio.size == 0:
+        raise AudioProcessingError("the file decodes to no audio")
+    return audio

@@ -1,0 +1,66 @@
+"""Process-wide resources shared by the web app and the worker: settings, database, queue, storage."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from saq.queue.redis import RedisQueue
+
+from whisperx_api.db.config import make_db_config, upgrade_database_async
+from whisperx_api.redis_embedded import EmbeddedRedis
+from whisperx_api.settings import Settings
+from whisperx_api.storage import MediaStore
+
+if TYPE_CHECKING:
+    from saq import Worker
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    # A plain class, not a dataclass: Litestar/msgspec would otherwise try to validate it
+    # field by field when it is injected as a dependency.
+    def __init__(
+        self,
+        settings: Settings,
+        db: SQLAlchemyAsyncConfig,
+        queue: RedisQueue,
+        media: MediaStore,
+        embedded_redis: EmbeddedRedis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.queue = queue
+        self.media = media
+        self.embedded_redis = embedded_redis
+        self.worker: Worker | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings, *, null_pool: bool = False) -> Runtime:
+        """Connect to (or start) Redis, migrate the database if configured, open the queue."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        embedded = None
+        redis_url = settings.redis_url
+        if not redis_url:
+            embedded = EmbeddedRedis(settings.data_dir / "redis")
+            redis_url = embedded.start()
+            logger.info("REDIS_URL is unset: using embedded Redis at %s", redis_url)
+        if settings.db_auto_migrate:
+            await upgrade_database_async(settings)
+        queue = RedisQueue.from_url(redis_url, name=settings.queue_name)
+        await queue.connect()
+        return cls(
+            settings=settings,
+            db=make_db_config(settings, null_pool=null_pool),
+            queue=queue,
+            media=MediaStore(settings.media_dir),
+            embedded_redis=embedded,
+        )
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+        await self.db.get_engine().dispose()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()

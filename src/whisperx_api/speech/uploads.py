@@ -1,0 +1,80 @@
+"""Accepting media: extension check, streaming to the store, probing before anything is queued."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import PurePath
+from typing import Any
+from uuid import UUID, uuid4
+
+from litestar.datastructures import UploadFile
+
+from whisperx_api.db.models import Task, TaskStatus
+from whisperx_api.errors import ApiError
+from whisperx_api.pipeline.audio import ALLOWED_EXTENSIONS, MediaInfo, probe_media
+from whisperx_api.pipeline.errors import AudioProcessingError
+from whisperx_api.runtime import Runtime
+from whisperx_api.tasks.queue import enqueue_task
+
+
+def media_suffix(file_name: str | None) -> str:
+    suffix = PurePath(file_name or "").suffix.lower()
+    if suffix not in ALLOWED_EXTENSIONS:
+        raise ApiError(
+            415,
+            f"unsupported file type {suffix or '(none)'!r}; allowed: {', '.join(ALLOWED_EXTENSIONS)}",
+            "UNSUPPORTED_FILE_TYPE",
+            "file",
+        )
+    return suffix
+
+
+async def store_upload(runtime: Runtime, upload: UploadFile, task_id: UUID) -> tuple[str, MediaInfo]:
+    """Save the upload and probe it; a bad file is deleted and reported before any task exists."""
+    suffix = media_suffix(upload.filename)
+    path, _size = await runtime.media.save(upload.file, task_id, suffix)  # type: ignore[arg-type]
+    try:
+        info = await asyncio.to_thread(probe_media, path)
+    except AudioProcessingError as exc:
+        runtime.media.delete(path)
+        raise ApiError(400, exc.message, exc.code, "file") from None
+    return str(path), info
+
+
+async def create_and_enqueue(
+    runtime: Runtime,
+    *,
+    task_id: UUID,
+    task_type: str,
+    params: dict[str, Any],
+    media_path: str | None = None,
+    file_name: str | None = None,
+    url: str | None = None,
+    callback_url: str | None = None,
+    audio_duration: float | None = None,
+    language: str | None = None,
+) -> UUID:
+    """Commit the task row first, then enqueue (the worker must see the row)."""
+    task = Task(
+        id=task_id,
+        status=TaskStatus.QUEUED.value,
+        task_type=task_type,
+        params=params,
+        media_path=media_path,
+        file_name=file_name,
+        url=url,
+        callback_url=callback_url,
+        audio_duration=audio_duration,
+        language=language,
+        progress=0.0,
+        attempts=0,
+    )
+    async with runtime.db.get_session() as session:
+        session.add(task)
+        await session.commit()
+    await enqueue_task(runtime, task_id)
+    return task_id
+
+
+def new_task_id() -> UUID:
+    return uuid4()

@@ -1,0 +1,43 @@
+"""Where uploaded media lives until its task ends.
+
+Kept behind this small class so a shared volume (several worker hosts) is only a path change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+from uuid import UUID
+
+COPY_CHUNK = 1024 * 1024
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path_for(self, task_id: UUID, suffix: str) -> Path:
+        return self.root / f"{task_id}{suffix.lower()}"
+
+    def _copy(self, source: BinaryIO, target: Path) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
+        source.seek(0)
+        with target.open("wb") as out:
+            shutil.copyfileobj(source, out, COPY_CHUNK)
+            return out.tell()
+
+    async def save(self, source: BinaryIO, task_id: UUID, suffix: str) -> tuple[Path, int]:
+        """Copy an uploaded (spooled) file into the store in a thread; returns path and size."""
+        target = self.path_for(task_id, suffix)
+        size = await asyncio.to_thread(self._copy, source, target)
+        return target, size
+
+    def delete(self, path: str | Path | None) -> None:
+        if not path:
+            return
+        candidate = Path(path).resolve()
+        # never delete outside the store, whatever a row says
+        if candidate.is_relative_to(self.root):
+            candidate.unlink(missing_ok=True)

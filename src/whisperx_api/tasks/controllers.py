@@ -1,0 +1,79 @@
+"""/task: list, read and delete tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, delete, get
+from litestar.params import Parameter
+from sqlalchemy import func, select
+
+from whisperx_api.db.models import ACTIVE_STATUSES, Task
+from whisperx_api.errors import ApiError
+from whisperx_api.openapi import error_responses
+from whisperx_api.runtime import Runtime
+from whisperx_api.tasks.schemas import StatusFilter, TaskDeleted, TaskDetail, TaskList, to_detail, to_summary
+
+
+def parse_identifier(identifier: str) -> UUID:
+    try:
+        return UUID(identifier)
+    except ValueError:
+        raise ApiError(
+            404, f"task {identifier[:64]!r} not found (identifiers are UUIDs)", "TASK_NOT_FOUND", "identifier"
+        ) from None
+
+
+async def load_task(runtime: Runtime, identifier: str) -> Task:
+    task_id = parse_identifier(identifier)
+    async with runtime.db.get_session() as session:
+        task = (await session.execute(select(Task).where(Task.id == task_id))).scalar_one_or_none()
+    if task is None:
+        raise ApiError(404, f"task {task_id} not found", "TASK_NOT_FOUND", "identifier")
+    return task
+
+
+class TaskController(Controller):
+    path = "/task"
+    tags = ["Tasks"]
+
+    @get("/all", summary="List tasks, newest first", responses=error_responses(422))
+    async def list_tasks(
+        self,
+        runtime: Runtime,
+        limit: Annotated[int, Parameter(ge=1, le=1000, description="page size")] = 100,
+        offset: Annotated[int, Parameter(ge=0, description="rows to skip")] = 0,
+        status: Annotated[StatusFilter | None, Parameter(description="only tasks in this status")] = None,
+    ) -> TaskList:
+        query = select(Task)
+        count = select(func.count()).select_from(Task)
+        if status is not None:
+            query = query.where(Task.status == status)
+            count = count.where(Task.status == status)
+        query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit).offset(offset)
+        async with runtime.db.get_session() as session:
+            tasks = (await session.execute(query)).scalars().all()
+            total = (await session.execute(count)).scalar_one()
+        return TaskList(tasks=[to_summary(t) for t in tasks], total=total, limit=limit, offset=offset)
+
+    @get("/{identifier:str}", summary="Get a task's status, progress, result and metadata",
+         responses=error_responses(404, 422))  # fmt: skip
+    async def get_task(self, runtime: Runtime, identifier: str) -> TaskDetail:
+        return to_detail(await load_task(runtime, identifier))
+
+    @delete(["/{identifier:str}/delete", "/{identifier:str}"], status_code=200,
+            summary="Delete a task (a queued or running job is aborted)", responses=error_responses(404, 422))  # fmt: skip
+    async def delete_task(self, runtime: Runtime, identifier: str) -> TaskDeleted:
+        task = await load_task(runtime, identifier)
+        if task.status in ACTIVE_STATUSES:
+            job = await runtime.queue.job(str(task.id))
+            if job is not None:
+                await runtime.queue.abort(job, error="task deleted")
+        async with runtime.db.get_session() as session:
+            row = await session.get(Task, task.id)
+            if row is not None:
+                await session.delete(row)
+                await session.commit()
+        runtime.media.delete(task.media_path)
+        return TaskDeleted(identifier=task.id)

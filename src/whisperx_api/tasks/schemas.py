@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from whisperx_api.db.models import Task
+
+StatusFilter = Literal["queued", "processing", "completed", "failed"]
+
+
+class TaskError(msgspec.Struct):
+    message: str
+    code: str | None
+
+
+class TaskSummary(msgspec.Struct):
+    identifier: UUID
+    status: str
+    task_type: str
+    progress: float
+    stage: str | None
+    file_name: str | None
+    url: str | None
+    language: str | None
+    audio_duration: float | None
+    duration: float | None
+    error: TaskError | None
+    created_at: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+
+
+class TaskMetadata(msgspec.Struct):
+    task_type: str
+    task_params: dict[str, Any]
+    language: str | None
+    file_name: str | None
+    url: str | None
+    callback_url: str | None
+    duration: float | None
+    audio_duration: float | None
+    attempts: int
+    created_at: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+
+
+class TaskDetail(msgspec.Struct):
+    identifier: UUID
+    status: str
+    progress: float
+    stage: str | None
+    result: Any
+    error: TaskError | None
+    metadata: TaskMetadata
+
+
+class TaskList(msgspec.Struct):
+    tasks: list[TaskSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class TaskQueued(msgspec.Struct):
+    identifier: UUID
+    message: str = "Task queued"
+
+
+class TaskDeleted(msgspec.Struct):
+    identifier: UUID
+    message: str = "Task deleted"
+
+
+def _error(task: Task) -> TaskError | None:
+    return TaskError(task.error_message or "", task.error_code) if task.status == "failed" else None
+
+
+def to_summary(task: Task) -> TaskSummary:
+    return TaskSummary(
+        identifier=task.id,
+        status=task.status,
+        task_type=task.task_type,
+        progress=task.progress,
+        stage=task.stage,
+        file_name=task.file_name,
+        url=task.url,
+        language=task.language,
+        audio_duration=task.audio_duration,
+        duration=task.processing_duration,
+        error=_error(task),
+        created_at=task.created_at,
+        start_time=task.started_at,
+        end_time=task.finished_at,
+    )
+
+
+def to_detail(task: Task) -> TaskDetail:
+    return TaskDetail(
+        identifier=task.id,
+        status=task.status,
+        progress=task.progress,
+        stage=task.stage,
+        result=task.result,
+        error=_error(task),
+        metadata=TaskMetadata(
+            task_type=task.task_type,
+            task_params=task.params or {},
+            language=task.language,
+            file_name=task.file_name,
+            url=task.url,
+            callback_url=task.callback_url,
+            duration=task.processing_duration,
+            audio_duration=task.audio_duration,
+            attempts=task.attempts,
+            created_at=task.created_at,
+            start_time=task.started_at,
+            end_time=task.finished_at,
+        ),
+    )
