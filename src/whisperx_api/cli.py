@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from whisperx_api.settings import SettingsError, get_settings
+from whisperx_api.settings import Settings, SettingsError, get_settings
 
 
-def _settings_or_exit():  # type: ignore[no-untyped-def]
+def _settings_or_exit() -> Settings:
     try:
         return get_settings()
     except SettingsError as exc:
@@ -92,9 +92,7 @@ def workers_run() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait(
-                [asyncio.ensure_future(stop.wait()), task], return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait([asyncio.ensure_future(stop.wait()), task], return_when=asyncio.FIRST_COMPLETED)
         await stop_worker(runtime, task)
         await runtime.close()
 

@@ -22,8 +22,7 @@ _DESCRIPTIONS = {
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     return {
-        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS.get(code, "Error"))
-        for code in codes
+        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS.get(code, "Error")) for code in codes
     }
 
 

@@ -55,9 +55,7 @@ def to_async_db_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_nested_delimiter="__", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_nested_delimiter="__", extra="ignore", case_sensitive=False)
 
     # seed variables
     default_lang: str = Field(default="", description="default language code; empty = auto-detect")

@@ -48,9 +48,7 @@ def make_db_config(settings: Settings, *, null_pool: bool = False) -> SQLAlchemy
         before_send_handler="autocommit",
         session_config=AsyncSessionConfig(expire_on_commit=False),
         engine_config=EngineConfig(**engine_config),
-        alembic_config=AlembicAsyncConfig(
-            script_location=str(MIGRATIONS_DIR), version_table_name="alembic_version"
-        ),
+        alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR), version_table_name="alembic_version"),
         create_all=False,
     )
     if url.startswith("sqlite"):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 JsonB = JSON().with_variant(JSONB(), "postgresql")
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
@@ -28,7 +28,7 @@ class TaskStatus(str, enum.Enum):
 ACTIVE_STATUSES = (TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)
 
 
-class TaskType(str, enum.Enum):
+class TaskType(enum.StrEnum):
     FULL_PROCESS = "full_process"
     TRANSCRIPTION = "transcription"
     TRANSCRIPTION_ALIGNMENT = "transcription_alignment"
@@ -62,12 +62,8 @@ class Task(UUIDAuditBase):
     audio_duration: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     processing_duration: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime | None] = mapped_column(
-        DateTimeUTC(timezone=True), nullable=True, default=None
-    )
-    finished_at: Mapped[datetime | None] = mapped_column(
-        DateTimeUTC(timezone=True), nullable=True, default=None
-    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
 
 
 class Speaker(UUIDAuditBase):

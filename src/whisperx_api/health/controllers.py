@@ -57,9 +57,7 @@ class HealthController(Controller):
         outcomes = await asyncio.gather(
             *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
         )
-        failed = {
-            name: repr(o) for name, o in zip(checks, outcomes, strict=True) if isinstance(o, BaseException)
-        }
+        failed = {name: repr(o) for name, o in zip(checks, outcomes, strict=True) if isinstance(o, BaseException)}
         if failed:
             detail = "; ".join(f"{name}: {error}" for name, error in failed.items())
             raise ApiError(503, f"not ready: {detail}", "DEPENDENCY_UNAVAILABLE", ",".join(failed))

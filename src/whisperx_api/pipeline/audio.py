@@ -95,9 +95,23 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode any media file to mono float32 PCM at `sample_rate` (ffmpeg streams it; the
     decoded array is 64 KB per second of audio, about 230 MB for an hour)."""
     cmd = [
-        "ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path),
-        "-vn", "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-",
-    ]  # fmt: skip
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-threads",
+        "0",
+        "-i",
+        str(path),
+        "-vn",
+        "-f",
+        "f32le",
+        "-ac",
+        "1",
+        "-ar",
+        str(sample_rate),
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         raise AudioProcessingError(f"could not decode audio: {_ffmpeg_reason(proc.stderr, path)}")

@@ -23,15 +23,24 @@ class ServiceController(Controller):
     path = "/service"
     tags = ["Services"]
 
-    @post("/probe", status_code=200, summary="Queue a media probe (duration, codec, streams) of an uploaded file",
-          responses=error_responses(400, 413, 415, 422))  # fmt: skip
+    @post(
+        "/probe",
+        status_code=200,
+        summary="Queue a media probe (duration, codec, streams) of an uploaded file",
+        responses=error_responses(400, 413, 415, 422),
+    )
     async def probe(self, runtime: Runtime, data: Annotated[ProbeForm, MULTIPART]) -> TaskQueued:
         task_id = new_task_id()
         path, info = await store_upload(runtime, data.file, task_id)
         await create_and_enqueue(
-            runtime, task_id=task_id, task_type=TaskType.MEDIA_PROBE.value, params={}, media_path=path,
-            file_name=data.file.filename, audio_duration=info.duration,
-        )  # fmt: skip
+            runtime,
+            task_id=task_id,
+            task_type=TaskType.MEDIA_PROBE.value,
+            params={},
+            media_path=path,
+            file_name=data.file.filename,
+            audio_duration=info.duration,
+        )
         return TaskQueued(identifier=task_id)
 
 

@@ -57,13 +57,20 @@ class TaskController(Controller):
             total = (await session.execute(count)).scalar_one()
         return TaskList(tasks=[to_summary(t) for t in tasks], total=total, limit=limit, offset=offset)
 
-    @get("/{identifier:str}", summary="Get a task's status, progress, result and metadata",
-         responses=error_responses(404, 422))  # fmt: skip
+    @get(
+        "/{identifier:str}",
+        summary="Get a task's status, progress, result and metadata",
+        responses=error_responses(404, 422),
+    )
     async def get_task(self, runtime: Runtime, identifier: str) -> TaskDetail:
         return to_detail(await load_task(runtime, identifier))
 
-    @delete(["/{identifier:str}/delete", "/{identifier:str}"], status_code=200,
-            summary="Delete a task (a queued or running job is aborted)", responses=error_responses(404, 422))  # fmt: skip
+    @delete(
+        ["/{identifier:str}/delete", "/{identifier:str}"],
+        status_code=200,
+        summary="Delete a task (a queued or running job is aborted)",
+        responses=error_responses(404, 422),
+    )
     async def delete_task(self, runtime: Runtime, identifier: str) -> TaskDeleted:
         task = await load_task(runtime, identifier)
         if task.status in ACTIVE_STATUSES:

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from saq import Job
+from saq.types import Context
 from sqlalchemy import select, update
 
 from whisperx_api.db.models import ACTIVE_STATUSES, Task, TaskStatus
@@ -24,6 +25,10 @@ from whisperx_api.tasks.queue import fail_interrupted
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
+
+
+class WorkerContext(Context, total=False):
+    runtime: Runtime
 
 
 @dataclass
@@ -60,9 +65,9 @@ async def _report_progress(runtime: Runtime, task_id: UUID, progress: Progress, 
             await job.update(progress=fraction)
 
 
-async def run_task(ctx: dict[str, Any], *, task_id: str) -> str:
-    runtime: Runtime = ctx["runtime"]
-    job: Job | None = ctx.get("job")
+async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
+    runtime = ctx["runtime"]
+    job = ctx.get("job")
     tid = UUID(task_id)
     async with runtime.db.get_session() as session:
         task = (await session.execute(select(Task).where(Task.id == tid))).scalar_one_or_none()
@@ -77,9 +82,14 @@ async def run_task(ctx: dict[str, Any], *, task_id: str) -> str:
 
     started = time.monotonic()
     await _update_task(
-        runtime, tid, status=TaskStatus.PROCESSING.value, attempts=attempts, started_at=datetime.now(UTC),
-        stage="starting", progress=0.0,
-    )  # fmt: skip
+        runtime,
+        tid,
+        status=TaskStatus.PROCESSING.value,
+        attempts=attempts,
+        started_at=datetime.now(UTC),
+        stage="starting",
+        progress=0.0,
+    )
     progress = Progress()
     reporter = asyncio.create_task(_report_progress(runtime, tid, progress, job))
     context = JobContext(
@@ -108,8 +118,11 @@ async def run_task(ctx: dict[str, Any], *, task_id: str) -> str:
         final = {"status": TaskStatus.FAILED.value, "error_message": exc.message, "error_code": exc.code}
     except Exception as exc:
         logger.exception("task %s failed", tid)
-        final = {"status": TaskStatus.FAILED.value, "error_message": str(exc) or type(exc).__name__,
-                 "error_code": "INTERNAL_ERROR"}  # fmt: skip
+        final = {
+            "status": TaskStatus.FAILED.value,
+            "error_message": str(exc) or type(exc).__name__,
+            "error_code": "INTERNAL_ERROR",
+        }
     finally:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):

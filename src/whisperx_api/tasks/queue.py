@@ -9,15 +9,20 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from saq import Job, Status, Worker
 from saq.queue.redis import RedisQueue
+from saq.types import PartialTimersDict
 from sqlalchemy import select, update
 
 from whisperx_api.db.models import ACTIVE_STATUSES, Task, TaskStatus
 from whisperx_api.runtime import Runtime
 from whisperx_api.settings import Settings
+
+if TYPE_CHECKING:
+    from whisperx_api.tasks.jobs import WorkerContext
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +58,7 @@ async def reconcile_tasks(runtime: Runtime) -> dict[str, int]:
     """
     counts = {"requeued": 0, "failed": 0, "alive": 0}
     async with runtime.db.get_session() as session:
-        rows = (
-            await session.execute(select(Task.id, Task.attempts).where(Task.status.in_(ACTIVE_STATUSES)))
-        ).all()
+        rows = (await session.execute(select(Task.id, Task.attempts).where(Task.status.in_(ACTIVE_STATUSES)))).all()
     for task_id, attempts in rows:
         job = await runtime.queue.job(str(task_id))
         if job is not None and job.status in LIVE_JOB_STATUSES:
@@ -107,15 +110,15 @@ async def hold_startup_sweep(queue: RedisQueue, seconds: int) -> None:
     await queue.redis.set(queue.namespace("sweep"), 1, ex=seconds)
 
 
-def make_worker(runtime: Runtime, *, in_process: bool) -> Worker:
+def make_worker(runtime: Runtime, *, in_process: bool) -> Worker[WorkerContext]:
     from whisperx_api.tasks.jobs import run_task
 
     settings = runtime.settings
-    worker = Worker(
+    worker: Worker[WorkerContext] = Worker(
         runtime.queue,
         functions=[("run_task", run_task)],
         concurrency=max(2, settings.max_concurrent_gpu_tasks * 2),
-        timers={"sweep": max(2, settings.job_heartbeat_s)},
+        timers=PartialTimersDict(sweep=max(2, settings.job_heartbeat_s), schedule=1, worker_info=10, abort=1),
         shutdown_grace_period_s=5,
         dequeue_timeout=1.0,
     )
