@@ -17,7 +17,7 @@ from whisperx_api.errors import exception_handlers
 from whisperx_api.health.controllers import HealthController
 from whisperx_api.logging_setup import configure_logging
 from whisperx_api.openapi import openapi_config
-from whisperx_api.request_id import request_id_middleware
+from whisperx_api.request_id import add_request_id
 from whisperx_api.runtime import Runtime
 from whisperx_api.settings import Settings, get_settings
 from whisperx_api.speech.controllers import ServiceController
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
-        middleware=[request_id_middleware],
+        before_send=[add_request_id],
         openapi_config=openapi_config(version("whisperx-api")),
         request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,
         debug=False,

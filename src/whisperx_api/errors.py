@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -81,12 +82,18 @@ def error_response(
     return Response(content=body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
 
+_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+
+
 def _validation_param(extra: Any) -> tuple[str | None, str | None]:
     """First failing field and its message from Litestar's validation `extra`."""
     if isinstance(extra, list) and extra and isinstance(extra[0], dict):
         first = extra[0]
-        key = first.get("key")
-        return (str(key) if key is not None else None), first.get("message")
+        message = first.get("message")
+        # a body struct's missing/invalid field is reported as key "data"; name the field itself
+        field = _FIELD_IN_MESSAGE.search(message or "")
+        key = field.group(1) if field else first.get("key")
+        return (str(key) if key is not None else None), message
     return None, None
 
 

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     job_timeout_s: int = Field(default=6 * 3600, ge=10)
     job_heartbeat_s: int = Field(default=30, ge=1)
     job_max_attempts: int = Field(default=2, ge=1)
+    worker_shutdown_grace_s: int = Field(default=10, ge=0)
     keep_media: bool = False
     task_page_max: int = 1000
 

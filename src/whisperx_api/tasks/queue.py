@@ -119,7 +119,7 @@ def make_worker(runtime: Runtime, *, in_process: bool) -> Worker[WorkerContext]:
         functions=[("run_task", run_task)],
         concurrency=max(2, settings.max_concurrent_gpu_tasks * 2),
         timers=PartialTimersDict(sweep=max(2, settings.job_heartbeat_s), schedule=1, worker_info=10, abort=1),
-        shutdown_grace_period_s=5,
+        shutdown_grace_period_s=settings.worker_shutdown_grace_s,
         dequeue_timeout=1.0,
     )
     worker.context["runtime"] = runtime

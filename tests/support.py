@@ -1,0 +1,154 @@
+"""Shared test helpers: settings, databases, polling, real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import redis
+
+from whisperx_api.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_USER = os.environ.get("TEST_PG_USER", "postgres")
+PG_ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:5432/postgres"
+BIN = Path(sys.executable).parent / "whisperx-api"
+
+
+def make_settings(data_dir: Path, db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "db_url": db_url,
+        "redis_url": REDIS_URL,
+        "queue_name": f"test-{uuid.uuid4().hex[:12]}",
+        "job_heartbeat_s": 2,
+        "worker_shutdown_grace_s": 0,
+        "whisper_model": "tiny.en",
+        "device": "cpu",
+        "compute_type": "int8",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for a server started in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "QUEUE_", "WORKER_"))}
+    env.update(
+        DATA_DIR=str(settings.data_dir),
+        DB_URL=settings.db_url,
+        REDIS_URL=settings.redis_url or "",
+        QUEUE_NAME=settings.queue_name,
+        JOB_HEARTBEAT_S=str(settings.job_heartbeat_s),
+        WHISPER_MODEL=settings.whisper_model,
+        DEVICE=settings.device,
+        COMPUTE_TYPE=settings.compute_type,
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+async def create_pg_database() -> str:
+    name = f"wx_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def pg_url(name: str) -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:5432/{name}"
+
+
+def clear_queue(queue_name: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"saq:{queue_name}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, identifier: str, statuses: set[str], timeout: float = 60.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await client.get(f"/task/{identifier}")
+        body = response.json()
+        if body.get("status") in statuses:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"task {identifier} did not reach {statuses} in {timeout}s; last: {body}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """A real `whisperx-api` process (server or worker) with its log captured to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._log_file = log.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [str(BIN), *args], env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=REPO
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log_file.close()
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(env: dict[str, str], log: Path, port: int, timeout: float = 60) -> Process:
+    server = Process(["run", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited:\n{server.log_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise AssertionError(f"server did not become ready:\n{server.log_text()[-3000:]}")
