@@ -52,6 +52,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         REDIS_URL=settings.redis_url or "",
         QUEUE_NAME=settings.queue_name,
         JOB_HEARTBEAT_S=str(settings.job_heartbeat_s),
+        WORKER_SHUTDOWN_GRACE_S=str(settings.worker_shutdown_grace_s),
         WHISPER_MODEL=settings.whisper_model,
         DEVICE=settings.device,
         COMPUTE_TYPE=settings.compute_type,

@@ -6,7 +6,10 @@ data directory, so queued jobs survive a restart of the service.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +29,11 @@ class EmbeddedRedis:
         self.directory = directory.resolve()
         self.socket = self.directory / "redis.sock"
         self._process: subprocess.Popen[bytes] | None = None
+        self._adopted = False
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "redis.pid"
 
     @property
     def url(self) -> str:
@@ -42,6 +50,7 @@ class EmbeddedRedis:
                 "appendfsync everysec",
                 'save ""',
                 f"logfile {self.directory / 'redis.log'}",
+                f"pidfile {self.pidfile}",
                 "",
             ]
         )
@@ -49,7 +58,9 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._already_running():
-            logger.info("embedded Redis already running on %s", self.socket)
+            # left behind by a crashed service: adopt it (stop() ends it later)
+            self._adopted = True
+            logger.info("embedded Redis already running on %s; adopting it", self.socket)
             return self.url
         self.socket.unlink(missing_ok=True)
         config = self.directory / "redis.conf"
@@ -75,6 +86,10 @@ class EmbeddedRedis:
             return False
 
     def stop(self) -> None:
+        if self._adopted:
+            self._adopted = False
+            self._stop_adopted()
+            return
         if self._process is None:
             return
         self._process.terminate()
@@ -85,3 +100,12 @@ class EmbeddedRedis:
             self._process.wait()
         self._process = None
         logger.info("stopped embedded Redis")
+
+    def _stop_adopted(self) -> None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        logger.info("stopped adopted embedded Redis (pid %s)", pid)

@@ -74,3 +74,7 @@ def downgrade_database(settings: Settings, revision: str) -> None:
 async def upgrade_database_async(settings: Settings) -> None:
     # the migration env calls asyncio.run(), so it needs a thread without a running loop
     await asyncio.to_thread(upgrade_database, settings)
+
+
+async def downgrade_database_async(settings: Settings, revision: str) -> None:
+    await asyncio.to_thread(downgrade_database, settings, revision)
