@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,14 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        await self.queue.disconnect()
-        await self.db.get_engine().dispose()
+        # each step runs even if an earlier one fails: shutdown must not hang on a dead dependency
+        try:
+            await asyncio.wait_for(self.queue.disconnect(), 5)
+        except Exception:
+            logger.warning("queue did not disconnect cleanly", exc_info=True)
+        try:
+            await self.db.get_engine().dispose()
+        except Exception:
+            logger.warning("database engine did not close cleanly", exc_info=True)
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
