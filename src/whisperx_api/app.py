@@ -20,7 +20,7 @@ from whisperx_api.openapi import openapi_config
 from whisperx_api.request_id import add_request_id
 from whisperx_api.runtime import Runtime
 from whisperx_api.settings import Settings, get_settings
-from whisperx_api.speech.controllers import ServiceController
+from whisperx_api.speech.controllers import ServiceController, SpeechController
 from whisperx_api.tasks.controllers import TaskController
 from whisperx_api.tasks.queue import start_worker, stop_worker
 
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.close()
 
     return Litestar(
-        route_handlers=[root, HealthController, TaskController, ServiceController],
+        route_handlers=[root, HealthController, TaskController, SpeechController, ServiceController],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

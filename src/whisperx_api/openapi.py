@@ -12,11 +12,14 @@ _DESCRIPTIONS = {
     400: "Bad request",
     401: "Missing or wrong bearer token",
     404: "Not found",
+    409: "Not in a state that allows this",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid parameters",
     429: "Rate limit exceeded",
+    502: "The remote server failed",
     503: "Overloaded or a dependency is unavailable",
+    504: "The remote server did not answer in time",
 }
 
 

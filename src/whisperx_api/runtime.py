@@ -17,6 +17,8 @@ from whisperx_api.storage import MediaStore
 if TYPE_CHECKING:
     from saq import Worker
 
+    from whisperx_api.pipeline.engine import SpeechEngine
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,6 +39,26 @@ class Runtime:
         self.media = media
         self.embedded_redis = embedded_redis
         self.worker: Worker | None = None
+        self._engine: SpeechEngine | None = None
+
+    @property
+    def engine(self) -> SpeechEngine:
+        """The process's speech pipeline (models load lazily, on first use, in worker threads)."""
+        if self._engine is None:
+            from whisperx_api.pipeline.engine import EngineConfig, SpeechEngine
+
+            s = self.settings
+            self._engine = SpeechEngine.shared(
+                EngineConfig(
+                    models_dir=s.resolved_models_dir,
+                    hf_token=s.hf_token,
+                    pyannote_pipeline=s.pyannote_pipeline,
+                    max_concurrent=s.max_concurrent_gpu_tasks,
+                    model_cache_size=s.model_cache_size,
+                    model_idle_unload_s=s.model_idle_unload_s,
+                )
+            )
+        return self._engine
 
     @classmethod
     async def start(cls, settings: Settings, *, null_pool: bool = False) -> Runtime:

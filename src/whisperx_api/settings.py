@@ -89,11 +89,19 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=2, ge=1)
     worker_shutdown_grace_s: int = Field(default=10, ge=0)
     keep_media: bool = False
+    # outbound requests (/speech-to-text-url downloads and completion callbacks)
+    url_download_timeout_s: int = Field(default=300, ge=1)
+    url_max_download_mb: int = Field(default=2048, ge=1)
+    outbound_allowed_networks: list[str] = Field(default_factory=list)
+    callback_retries: int = Field(default=4, ge=1, le=20)
+    callback_backoff_s: float = Field(default=2.0, ge=0.0)
+    callback_timeout_s: float = Field(default=10.0, gt=0.0)
     task_page_max: int = 1000
 
     # pipeline
     align_backend: Literal["auto", "wav2vec2", "whisper"] = "auto"
     diarization_backend: Literal["auto", "pyannote", "embedded"] = "auto"
+    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
     vad_method: Literal["pyannote", "silero"] = "pyannote"
     batch_size: int = Field(default=8, ge=1)
     model_cache_size: int = Field(default=2, ge=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -33,12 +33,16 @@ async def store_upload(runtime: Runtime, upload: UploadFile, task_id: UUID) -> t
     """Save the upload and probe it; a bad file is deleted and reported before any task exists."""
     suffix = media_suffix(upload.filename)
     path, _size = await runtime.media.save(upload.file, task_id, suffix)  # type: ignore[arg-type]
+    return str(path), await probe_stored(runtime, str(path), "file")
+
+
+async def probe_stored(runtime: Runtime, path: str, param: str) -> MediaInfo:
+    """Probe stored media; unusable media is deleted and reported as a 400 before anything is queued."""
     try:
-        info = await asyncio.to_thread(probe_media, path)
+        return await asyncio.to_thread(probe_media, Path(path))
     except AudioProcessingError as exc:
         runtime.media.delete(path)
-        raise ApiError(400, exc.message, exc.code, "file") from None
-    return str(path), info
+        raise ApiError(400, exc.message, exc.code, param) from None
 
 
 async def create_and_enqueue(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from litestar import Controller, delete, get
+from litestar import Controller, Response, delete, get
 from litestar.params import Parameter
 from sqlalchemy import func, select
 
 from whisperx_api.db.models import ACTIVE_STATUSES, Task
 from whisperx_api.errors import ApiError
 from whisperx_api.openapi import error_responses
+from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.runtime import Runtime
-from whisperx_api.tasks.schemas import StatusFilter, TaskDeleted, TaskDetail, TaskList, to_detail, to_summary
+from whisperx_api.tasks.schemas import StatusFilter, TaskDeleted, TaskList, to_detail, to_summary
 
 
 def parse_identifier(identifier: str) -> UUID:
@@ -60,10 +61,33 @@ class TaskController(Controller):
     @get(
         "/{identifier:str}",
         summary="Get a task's status, progress, result and metadata",
-        responses=error_responses(404, 422),
+        responses=error_responses(404, 409, 422),
     )
-    async def get_task(self, runtime: Runtime, identifier: str) -> TaskDetail:
-        return to_detail(await load_task(runtime, identifier))
+    async def get_task(
+        self,
+        runtime: Runtime,
+        identifier: str,
+        format: Annotated[
+            Literal["json", "srt", "vtt", "txt"] | None,
+            Parameter(description="render a finished transcript as subtitles or text (speaker labels included)"),
+        ] = None,
+    ) -> Response[Any]:
+        task = await load_task(runtime, identifier)
+        if format in (None, "json"):
+            return Response(to_detail(task))
+        if task.status != "completed":
+            raise ApiError(
+                409,
+                f"task {task.id} is {task.status}; only a completed task can be rendered",
+                "TASK_NOT_COMPLETED",
+                "format",
+            )
+        segments = task.result.get("segments") if isinstance(task.result, dict) else None
+        if not isinstance(segments, list) or not any("text" in s for s in segments):
+            raise ApiError(
+                422, f"task {task.id} ({task.task_type}) has no transcript to render", "NO_TRANSCRIPT", "format"
+            )
+        return Response(RENDERERS[format](segments), media_type=f"{CONTENT_TYPES[format]}; charset=utf-8")
 
     @delete(
         ["/{identifier:str}/delete", "/{identifier:str}"],

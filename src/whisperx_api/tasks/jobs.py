@@ -136,4 +136,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
     )
     if not runtime.settings.keep_media and context.media_path is not None:
         runtime.media.delete(context.media_path)
+    from whisperx_api.tasks.callbacks import deliver_callback
+
+    await deliver_callback(runtime, tid)
     return final["status"]

@@ -1,0 +1,189 @@
+"""Word timings: wav2vec2 (whisperx.align) when a model is at hand, else Whisper's own cross-attention.
+
+The Whisper path force-aligns the given text with CTranslate2 (faster-whisper's find_alignment)
+in windows of at most 30 s, so every language Whisper knows gets word timings with no extra
+model, and every word of the text comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import merge_punctuations
+from whisperx.asr import WhisperModel
+
+from whisperx_api.pipeline.audio import SAMPLE_RATE
+from whisperx_api.pipeline.progress import ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+WINDOW_S = 30.0
+HOP = 160  # samples per mel frame
+MAX_PAD_S = 0.2
+ALIGN_BATCH = 8
+SENTENCE_END = re.compile(r"[.!?。！？]['\"”)\]]*$")
+PREPEND = "\"'“¿([{-"
+APPEND = "\"'.。,，!！?？:：”)]}、"
+
+
+def _windows(segments: list[dict[str, Any]], duration: float) -> list[tuple[float, float]]:
+    """Each segment's audio window, padded by less than half the gap to its neighbours."""
+    spans = []
+    for i, seg in enumerate(segments):
+        before = seg["start"] - (segments[i - 1]["end"] if i else 0.0)
+        after = (segments[i + 1]["start"] if i + 1 < len(segments) else duration) - seg["end"]
+        start = max(0.0, seg["start"] - min(MAX_PAD_S, max(0.0, before) / 2))
+        end = min(duration, seg["end"] + min(MAX_PAD_S, max(0.0, after) / 2))
+        spans.append((start, min(end, start + WINDOW_S)))
+    return spans
+
+
+def _energy_onset(audio: np.ndarray, start: float, end: float) -> float | None:
+    """First 10 ms frame above a fraction of the window's peak energy (DTW always starts at frame 0)."""
+    a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+    chunk = audio[a:b]
+    frames = len(chunk) // HOP
+    if frames < 3:
+        return None
+    rms = np.sqrt(np.mean(chunk[: frames * HOP].reshape(frames, HOP) ** 2, axis=1))
+    peak = float(rms.max())
+    if peak <= 1e-6:
+        return None
+    above = np.nonzero(rms > 0.1 * peak)[0]
+    return start + float(above[0]) * HOP / SAMPLE_RATE if above.size else None
+
+
+def align_with_whisper(
+    model: WhisperModel,
+    audio: np.ndarray,
+    segments: list[dict[str, Any]],
+    language: str,
+    progress: ProgressCallback,
+) -> list[dict[str, Any]]:
+    """Force-align each segment's text; returns segments split into sentences, with words."""
+    segments = [s for s in segments if s.get("text", "").strip()]
+    if not segments:
+        return []
+    duration = len(audio) / SAMPLE_RATE
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    spans = _windows(segments, duration)
+    words_per_segment: list[list[dict[str, Any]]] = []
+    for batch_start in range(0, len(segments), ALIGN_BATCH):
+        batch = list(range(batch_start, min(len(segments), batch_start + ALIGN_BATCH)))
+        features = []
+        for i in batch:
+            a, b = int(spans[i][0] * SAMPLE_RATE), int(spans[i][1] * SAMPLE_RATE)
+            window = np.zeros(int(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
+            window[: b - a] = audio[a:b]
+            features.append(model.feature_extractor(window)[:, : model.feature_extractor.nb_max_frames])
+        encoder_output = model.encode(np.stack(features))
+        tokens = [tokenizer.encode(" " + segments[i]["text"].strip()) for i in batch]
+        frames = [max(1, int((spans[i][1] - spans[i][0]) * SAMPLE_RATE) // HOP) for i in batch]
+        # CTranslate2 takes one frame count per batch item
+        alignments = model.find_alignment(tokenizer, tokens, encoder_output, frames)
+        for i, alignment in zip(batch, alignments, strict=True):
+            merge_punctuations(alignment, PREPEND, APPEND)
+            offset = spans[i][0]
+            words = [
+                {
+                    "word": w["word"].strip(),
+                    "start": round(offset + float(w["start"]), 3),
+                    "end": round(offset + float(w["end"]), 3),
+                    "score": round(float(w["probability"]), 3),
+                }
+                for w in alignment
+                if w["word"].strip()
+            ]
+            if words:
+                onset = _energy_onset(audio, spans[i][0], words[0]["end"])
+                if onset is not None and onset < words[0]["end"] - 0.02:
+                    words[0]["start"] = round(max(words[0]["start"], onset), 3)
+            words_per_segment.append(words)
+        progress("aligning", len(words_per_segment) / len(segments))
+    return split_sentences(words_per_segment, segments)
+
+
+def split_sentences(
+    words_per_segment: list[list[dict[str, Any]]], segments: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for words, segment in zip(words_per_segment, segments, strict=True):
+        if not words:
+            out.append({"start": segment["start"], "end": segment["end"], "text": segment["text"].strip(), "words": []})
+            continue
+        current: list[dict[str, Any]] = []
+        for word in words:
+            current.append(word)
+            if SENTENCE_END.search(word["word"]):
+                out.append(_segment_of(current))
+                current = []
+        if current:
+            out.append(_segment_of(current))
+    return out
+
+
+def _segment_of(words: list[dict[str, Any]]) -> dict[str, Any]:
+    timed = [w for w in words if "start" in w]
+    return {
+        "start": timed[0]["start"] if timed else None,
+        "end": timed[-1]["end"] if timed else None,
+        "text": " ".join(w["word"] for w in words),
+        "words": words,
+    }
+
+
+def wav2vec2_model_name(language: str, requested: str | None) -> str | None:
+    from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF, DEFAULT_ALIGN_MODELS_TORCH
+
+    return requested or DEFAULT_ALIGN_MODELS_TORCH.get(language) or DEFAULT_ALIGN_MODELS_HF.get(language)
+
+
+def wav2vec2_available(model_name: str, model_dir: Path | None = None) -> bool:
+    """True only if the weights are already on disk: never start a download to find out."""
+    import torch
+    import torchaudio
+
+    if model_name in torchaudio.pipelines.__all__:
+        bundle = torchaudio.pipelines.__dict__[model_name]
+        file_name = Path(bundle._path).name
+        hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
+        return any((d / file_name).is_file() for d in [hub_dir, *([model_dir] if model_dir else [])])
+    if Path(model_name).is_dir():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model_name, "config.json", cache_dir=model_dir), str)
+
+
+def load_wav2vec2(language: str, model_name: str, device: str, model_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+    import whisperx
+
+    return whisperx.load_align_model(
+        language, device, model_name=model_name, model_dir=str(model_dir) if model_dir else None, model_cache_only=True
+    )
+
+
+def align_with_wav2vec2(
+    model: Any,
+    metadata: dict[str, Any],
+    audio: np.ndarray,
+    segments: list[dict[str, Any]],
+    device: str,
+    interpolate_method: str,
+    return_char_alignments: bool,
+    progress: ProgressCallback,
+) -> list[dict[str, Any]]:
+    import whisperx
+
+    result = whisperx.align(
+        segments, model, metadata, audio, device,
+        interpolate_method=interpolate_method,
+        return_char_alignments=return_char_alignments,
+        progress_callback=lambda pct: progress("aligning", pct / 100),
+    )  # fmt: skip
+    return list(result["segments"])

@@ -1,0 +1,283 @@
+"""The pipeline's entry points: decode -> VAD -> transcribe -> align -> diarize -> combine.
+
+Plain functions of data; called from worker threads. Models come from one warm cache per
+process; every model call holds a compute slot (MAX_CONCURRENT_GPU_TASKS).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from whisperx_api.pipeline import align as align_stage
+from whisperx_api.pipeline import diarize as diarize_stage
+from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio
+from whisperx_api.pipeline.combine import assign_speakers
+from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.models import (
+    ComputeLimit,
+    ModelCache,
+    resolve_compute_type,
+    resolve_device,
+    resolve_whisper_model,
+)
+from whisperx_api.pipeline.options import AlignOptions, DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
+from whisperx_api.pipeline.progress import ProgressCallback, stage_span
+from whisperx_api.pipeline.transcribe import load_whisper, transcribe
+from whisperx_api.pipeline.vad import PyannoteVad, Region, SileroVad, VadModel, merge_regions
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    models_dir: Path
+    hf_token: str | None = None
+    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
+    max_concurrent: int = 1
+    model_cache_size: int = 2
+    model_idle_unload_s: float = 1800
+
+
+class SpeechEngine:
+    _shared: dict[EngineConfig, SpeechEngine] = {}  # noqa: RUF012
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, config: EngineConfig) -> SpeechEngine:
+        """One engine (one warm model cache, one compute limit) per process and configuration."""
+        with cls._shared_lock:
+            if config not in cls._shared:
+                cls._shared[config] = cls(config)
+            return cls._shared[config]
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.cache = ModelCache(max_models=config.model_cache_size + 3, idle_unload_s=config.model_idle_unload_s)
+        self.limit = ComputeLimit(config.max_concurrent)
+
+    # -- model access -------------------------------------------------------------------
+    @contextmanager
+    def _model(self, key: tuple[str, ...], loader: Callable[[], T]) -> Iterator[T]:
+        with self.limit.slot(), self.cache.use(key, loader) as model:
+            yield model
+
+    def _device(self, whisper: WhisperOptions) -> tuple[str, str]:
+        device = resolve_device(whisper.device)
+        return device, resolve_compute_type(whisper.compute_type, device)
+
+    def whisper_model(self, whisper: WhisperOptions) -> Any:
+        device, compute_type = self._device(whisper)
+        path = resolve_whisper_model(whisper.model, self.config.models_dir)
+        key = ("whisper", str(path), device, str(whisper.device_index), compute_type)
+        return self._model(
+            key, lambda: load_whisper(str(path), device, whisper.device_index, compute_type, whisper.threads)
+        )
+
+    # -- stages -------------------------------------------------------------------------
+    def speech_regions(self, audio: np.ndarray, vad: VadOptions, whisper: WhisperOptions) -> list[Region]:
+        device, _ = self._device(whisper)
+        if vad.vad_method == "silero":
+            loader: Callable[[], VadModel] = SileroVad
+            key: tuple[str, ...] = ("vad", "silero")
+        else:
+            key = ("vad", "pyannote", device)
+            loader = lambda: PyannoteVad(device)  # noqa: E731
+        with self._model(key, loader) as model:
+            return model.regions(audio, vad.vad_onset, vad.vad_offset, float(whisper.chunk_size))
+
+    def align(
+        self, audio: np.ndarray, segments: list[dict[str, Any]], language: str, options: PipelineOptions,
+        progress: ProgressCallback,
+    ) -> tuple[list[dict[str, Any]], str]:  # fmt: skip
+        """Returns aligned segments and the backend that produced them."""
+        choice = options.align
+        device, _ = self._device(options.whisper)
+        model_name = align_stage.wav2vec2_model_name(language, choice.align_model)
+        use_wav2vec2 = (
+            choice.backend != "whisper"
+            and model_name is not None
+            and align_stage.wav2vec2_available(model_name, self.config.models_dir)
+        )
+        if choice.backend == "wav2vec2" and not use_wav2vec2:
+            raise PipelineError(
+                f"no wav2vec2 alignment model available for language {language!r}"
+                + (f" ({model_name})" if model_name else "") + "; use align_backend=whisper or auto",
+                "ALIGN_MODEL_UNAVAILABLE",
+            )  # fmt: skip
+        if use_wav2vec2 and model_name is not None:
+            key = ("wav2vec2", model_name, device)
+            with self._model(
+                key, lambda: align_stage.load_wav2vec2(language, model_name, device, self.config.models_dir)
+            ) as (model, meta):
+                aligned = align_stage.align_with_wav2vec2(
+                    model,
+                    meta,
+                    audio,
+                    segments,
+                    device,
+                    choice.interpolate_method,
+                    choice.return_char_alignments,
+                    progress,
+                )
+            return aligned, f"wav2vec2:{model_name}"
+        with self.whisper_model(options.whisper) as whisper:
+            return align_stage.align_with_whisper(
+                whisper, audio, segments, language, progress
+            ), f"whisper:{options.whisper.model}"
+
+    def diarize(
+        self, audio: np.ndarray, regions: list[Region], options: DiarizeOptions, whisper: WhisperOptions,
+        progress: ProgressCallback,
+    ) -> tuple[list[diarize_stage.SpeakerTurn], dict[str, list[float]], dict[str, str]]:  # fmt: skip
+        device, _ = self._device(whisper)
+        want_pyannote = options.backend == "pyannote" or (options.backend == "auto" and self.pyannote_configured())
+        if want_pyannote:
+            try:
+                key = ("pyannote", self.config.pyannote_pipeline, device)
+
+                def loader():
+                    return diarize_stage.load_pyannote(self.config.pyannote_pipeline, self.config.hf_token, device)
+
+                with self._model(key, loader) as pipeline:
+                    turns, embeddings = diarize_stage.diarize_pyannote(
+                        pipeline, audio, options.num_speakers, options.min_speakers, options.max_speakers, progress
+                    )
+                return turns, embeddings, {"backend": "pyannote", "model": self.config.pyannote_pipeline}
+            except PipelineError:
+                raise
+            except Exception as exc:
+                if options.backend == "pyannote":
+                    raise PipelineError(f"pyannote diarization unavailable: {exc}", "DIARIZATION_UNAVAILABLE") from exc
+                logger.warning("pyannote diarization unavailable (%s); using the embedded diarizer", exc)
+        with self._model(("speaker-encoder", device), lambda: diarize_stage.SpeakerEncoder(device)) as encoder:
+            turns, embeddings = diarize_stage.diarize_embedded(
+                encoder, audio, regions, options.num_speakers, options.min_speakers, options.max_speakers, progress
+            )
+        return turns, embeddings, {"backend": "embedded", "model": diarize_stage.EMBEDDED_MODEL}
+
+    def pyannote_configured(self) -> bool:
+        return bool(self.config.hf_token) or Path(self.config.pyannote_pipeline).exists()
+
+    def speaker_embedding(self, path: Path, device: str = "auto") -> tuple[np.ndarray, str]:
+        """One vector for the speech in a file (speaker enrolment)."""
+        audio = decode_audio(path)
+        whisper = WhisperOptions(device=device)
+        regions = self.speech_regions(audio, VadOptions(), whisper)
+        resolved = resolve_device(device)
+        with self._model(("speaker-encoder", resolved), lambda: diarize_stage.SpeakerEncoder(resolved)) as encoder:
+            return encoder.embed_speech(audio, regions), encoder.model_id
+
+    # -- task entry points --------------------------------------------------------------
+    def run(
+        self, path: Path, options: PipelineOptions, progress: ProgressCallback, *, align: bool = True,
+        diarize: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Decode and run the requested stages; `align`/`diarize` False gives transcription only."""
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
+        progress("decoding", 0.0)
+        audio = decode_audio(path)
+        duration = len(audio) / SAMPLE_RATE
+        lap("decode")
+        progress("vad", 0.05)
+        regions = self.speech_regions(audio, options.vad, options.whisper)
+        windows = merge_regions(
+            regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
+        )
+        lap("vad")
+        with self.whisper_model(options.whisper) as model:
+            transcript = transcribe(
+                model, audio, windows, options.whisper, options.asr, stage_span(progress, "transcribing", 0.1, 0.6)
+            )
+        lap("transcribe")
+        language = transcript["language"]
+        segments: list[dict[str, Any]] = transcript["segments"]
+        result: dict[str, Any] = {
+            "language": language,
+            "language_probability": transcript["language_probability"],
+            "duration": round(duration, 3),
+            "task": options.whisper.task,
+            "model": options.whisper.model,
+            "vad": options.vad.vad_method,
+        }
+        if align:
+            # after translation the text is English, so align it as English
+            align_language = "en" if options.whisper.task == "translate" else language
+            segments, result["alignment"] = self.align(
+                audio, segments, align_language, options, stage_span(progress, "aligning", 0.6, 0.75)
+            )
+            lap("align")
+        if diarize:
+            turns, embeddings, diarizer = self.diarize(
+                audio, regions, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95)
+            )
+            lap("diarize")
+            segments = assign_speakers(segments, turns)
+            lap("combine")
+            result["diarization"] = diarizer
+            result["speakers"] = sorted({t.speaker for t in turns})
+            if options.diarize.return_embeddings:
+                result["speaker_embeddings"] = embeddings
+        result["segments"] = segments
+        result["word_segments"] = [w for s in segments for w in s.get("words", [])]
+        result["timings"] = timings
+        return result
+
+    def align_transcript(
+        self, path: Path, transcript: dict[str, Any], options: PipelineOptions, progress: ProgressCallback
+    ) -> dict[str, Any]:
+        audio = decode_audio(path)
+        language = transcript.get("language") or options.whisper.language or "en"
+        segments, backend = self.align(audio, transcript["segments"], language, options, progress)
+        return {
+            "language": language,
+            "duration": round(len(audio) / SAMPLE_RATE, 3),
+            "alignment": backend,
+            "segments": segments,
+            "word_segments": [w for s in segments for w in s.get("words", [])],
+        }
+
+    def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> dict[str, Any]:
+        audio = decode_audio(path)
+        regions = self.speech_regions(audio, options.vad, options.whisper)
+        turns, embeddings, diarizer = self.diarize(audio, regions, options.diarize, options.whisper, progress)
+        result: dict[str, Any] = {
+            "duration": round(len(audio) / SAMPLE_RATE, 3),
+            "diarization": diarizer,
+            "segments": [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns],
+            "speakers": sorted({t.speaker for t in turns}),
+        }
+        if options.diarize.return_embeddings:
+            result["speaker_embeddings"] = embeddings
+        return result
+
+
+def combine(transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
+    turns = [diarize_stage.SpeakerTurn(float(d["start"]), float(d["end"]), str(d["speaker"])) for d in diarization]
+    segments = assign_speakers([dict(s) for s in transcript["segments"]], turns)
+    return {
+        "language": transcript.get("language"),
+        "segments": segments,
+        "word_segments": [w for s in segments for w in s.get("words", [])],
+        "speakers": sorted({t.speaker for t in turns}),
+    }
+
+
+__all__ = ["AlignOptions", "EngineConfig", "SpeechEngine", "combine"]

@@ -1,0 +1,140 @@
+"""Batched Whisper decoding over VAD windows (whisperx's FasterWhisperPipeline on a warm model)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import TranscriptionOptions
+from whisperx.asr import FasterWhisperPipeline, WhisperModel
+
+from whisperx_api.pipeline.audio import SAMPLE_RATE
+from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.options import AsrOptions, WhisperOptions
+from whisperx_api.pipeline.progress import ProgressCallback
+from whisperx_api.pipeline.vad import Region
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_WINDOW_S = 30
+
+
+def load_whisper(path: str, device: str, device_index: int, compute_type: str, threads: int) -> WhisperModel:
+    return WhisperModel(
+        path, device=device, device_index=device_index, compute_type=compute_type, cpu_threads=threads or 0
+    )
+
+
+def _options(asr: AsrOptions, multilingual: bool) -> TranscriptionOptions:
+    return TranscriptionOptions(
+        beam_size=asr.beam_size,
+        best_of=asr.best_of,
+        patience=asr.patience,
+        length_penalty=asr.length_penalty,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        temperatures=list(asr.temperatures),
+        compression_ratio_threshold=asr.compression_ratio_threshold,
+        log_prob_threshold=asr.log_prob_threshold,
+        no_speech_threshold=asr.no_speech_threshold,
+        condition_on_previous_text=False,
+        prompt_reset_on_temperature=0.5,
+        initial_prompt=asr.initial_prompt,
+        prefix=None,
+        suppress_blank=True,
+        suppress_tokens=list(asr.suppress_tokens),
+        without_timestamps=True,
+        max_initial_timestamp=0.0,
+        word_timestamps=False,
+        prepend_punctuations="\"'“¿([{-",
+        append_punctuations="\"'.。,，!！?？:：”)]}、",
+        multilingual=multilingual,
+        max_new_tokens=None,
+        clip_timestamps="0",
+        hallucination_silence_threshold=None,
+        hotwords=asr.hotwords,
+    )
+
+
+def detect_language(model: WhisperModel, audio: np.ndarray, regions: list[Region]) -> tuple[str, float]:
+    """Detect on the first 30 s of speech (not of the file, which may open with silence)."""
+    start = int(regions[0].start * SAMPLE_RATE) if regions else 0
+    window = pad_or_trim(audio[start : start + LANGUAGE_WINDOW_S * SAMPLE_RATE])
+    n_mels = model.feat_kwargs.get("feature_size") or 80
+    features = model.feature_extractor(window)[:, : model.feature_extractor.nb_max_frames]
+    if features.shape[0] != n_mels:
+        raise PipelineError("model feature size mismatch", "MODEL_ERROR")
+    encoder_output = model.encode(features[np.newaxis, ...])
+    language_token, probability = model.model.detect_language(encoder_output)[0][0]
+    return language_token[2:-2], float(probability)
+
+
+def transcribe(
+    model: WhisperModel,
+    audio: np.ndarray,
+    windows: list[Region],
+    whisper: WhisperOptions,
+    asr: AsrOptions,
+    progress: ProgressCallback,
+) -> dict[str, Any]:
+    """Decode each VAD window; returns segments (one per window), language and its probability."""
+    multilingual = bool(model.model.is_multilingual)
+    language, probability = whisper.language, 1.0
+    if not multilingual:
+        if language not in (None, "en"):
+            raise PipelineError(
+                f"model {whisper.model!r} is English-only; language {language!r} needs a multilingual model",
+                "INVALID_LANGUAGE_CODE",
+            )
+        if whisper.task == "translate":
+            raise PipelineError(
+                f"model {whisper.model!r} is English-only and cannot translate", "TRANSLATION_UNSUPPORTED"
+            )
+        language = "en"
+    if not windows:
+        return {"segments": [], "language": language or "en", "language_probability": 0.0}
+    if language is None:
+        language, probability = detect_language(model, audio, windows)
+        logger.info("detected language %s (p=%.2f)", language, probability)
+    tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=whisper.task, language=language)
+    pipeline = FasterWhisperPipeline(
+        model=model,
+        vad=None,
+        vad_params={},
+        options=_options(asr, multilingual),
+        tokenizer=tokenizer,
+        language=language,
+        suppress_numerals=asr.suppress_numerals,
+    )
+    if asr.suppress_numerals:
+        from dataclasses import replace
+
+        from whisperx.asr import find_numeral_symbol_tokens
+
+        suppressed = sorted(set(find_numeral_symbol_tokens(tokenizer)) | set(asr.suppress_tokens))
+        pipeline.options = replace(pipeline.options, suppress_tokens=suppressed)
+
+    def inputs() -> Iterator[dict[str, np.ndarray]]:
+        for window in windows:
+            yield {"inputs": audio[int(window.start * SAMPLE_RATE) : int(window.end * SAMPLE_RATE)]}
+
+    segments = []
+    batch_size = max(1, whisper.batch_size)
+    for index, out in enumerate(pipeline(inputs(), batch_size=batch_size, num_workers=0)):
+        text, avg_logprob = out["text"], out["avg_logprob"]
+        if batch_size == 1 and isinstance(text, list):
+            text, avg_logprob = text[0], avg_logprob[0]
+        segments.append(
+            {
+                "start": round(windows[index].start, 3),
+                "end": round(windows[index].end, 3),
+                "text": text,
+                "avg_logprob": float(avg_logprob),
+            }
+        )
+        progress("transcribing", (index + 1) / len(windows))
+    return {"segments": segments, "language": language, "language_probability": round(probability, 4)}
