@@ -66,11 +66,16 @@ def dialogue(turns: list[tuple[str, str]], out: Path, gap: float = 0.6) -> list[
         truth.append(Turn(speaker, text, clock, clock + length))
         parts += [clip, pause]
         clock += length + gap
-    listing = work / "list.txt"
+    concatenate(parts, out)
+    return truth
+
+
+def concatenate(parts: list[Path], out: Path) -> Path:
+    listing = out.with_suffix(".list.txt")
     listing.write_text("".join(f"file '{p}'\n" for p in parts))
     subprocess.run(  # noqa: S603
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),  # noqa: S607
          "-ar", "16000", "-ac", "1", str(out)],
         check=True,
     )  # fmt: skip
-    return truth
+    return out

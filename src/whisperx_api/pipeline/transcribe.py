@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import TranscriptionOptions
 from whisperx.asr import FasterWhisperPipeline, WhisperModel
@@ -63,12 +62,14 @@ def _options(asr: AsrOptions, multilingual: bool) -> TranscriptionOptions:
 def detect_language(model: WhisperModel, audio: np.ndarray, regions: list[Region]) -> tuple[str, float]:
     """Detect on the first 30 s of speech (not of the file, which may open with silence)."""
     start = int(regions[0].start * SAMPLE_RATE) if regions else 0
-    window = pad_or_trim(audio[start : start + LANGUAGE_WINDOW_S * SAMPLE_RATE])
+    samples = LANGUAGE_WINDOW_S * SAMPLE_RATE
+    speech = audio[start : start + samples]
+    window = np.pad(speech, (0, samples - len(speech)))
     n_mels = model.feat_kwargs.get("feature_size") or 80
     features = model.feature_extractor(window)[:, : model.feature_extractor.nb_max_frames]
     if features.shape[0] != n_mels:
         raise PipelineError("model feature size mismatch", "MODEL_ERROR")
-    encoder_output = model.encode(features[np.newaxis, ...])
+    encoder_output = model.encode(np.ascontiguousarray(features[np.newaxis, ...]))
     language_token, probability = model.model.detect_language(encoder_output)[0][0]
     return language_token[2:-2], float(probability)
 

