@@ -93,7 +93,11 @@ def _validation_param(extra: Any) -> tuple[str | None, str | None]:
         # a body struct's missing/invalid field is reported as key "data"; name the field itself
         field = _FIELD_IN_MESSAGE.search(message or "")
         key = field.group(1) if field else first.get("key")
-        return (str(key) if key is not None else None), message
+        if key is None:
+            return None, message
+        # "temperatures[0]" / "$.segments[2].start" -> the form field or top-level name
+        name = re.split(r"[\[.]", str(key).removeprefix("$."), maxsplit=1)[0]
+        return name or str(key), message
     return None, None
 
 
