@@ -13,23 +13,23 @@ VOICE_B = ["-v", "en+f3", "-p", "75", "-s", "165"]
 def speak(text: str, out: Path, voice: list[str] = VOICE_A) -> Path:
     """espeak-ng to a 16 kHz mono wav; text passed as an argument (never through a shell)."""
     raw = out.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", *voice, "-w", str(raw), text], check=True)  # noqa: S603, S607
+    subprocess.run(["espeak-ng", *voice, "-w", str(raw), text], check=True)
     convert(raw, out, "-ar", "16000", "-ac", "1")
     raw.unlink()
     return out
 
 
 def convert(source: Path, target: Path, *args: str) -> Path:
-    subprocess.run(  # noqa: S603
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), *args, str(target)],  # noqa: S607
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), *args, str(target)],
         check=True,
     )
     return target
 
 
 def silence(out: Path, seconds: float) -> Path:
-    subprocess.run(  # noqa: S603
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono",  # noqa: S607
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono",
          "-t", str(seconds), str(out)],
         check=True,
     )  # fmt: skip
@@ -37,8 +37,8 @@ def silence(out: Path, seconds: float) -> Path:
 
 
 def duration(path: Path) -> float:
-    out = subprocess.run(  # noqa: S603
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],  # noqa: S607
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
         capture_output=True, check=True, text=True,
     )  # fmt: skip
     return float(out.stdout.strip())
@@ -73,8 +73,8 @@ def dialogue(turns: list[tuple[str, str]], out: Path, gap: float = 0.6) -> list[
 def concatenate(parts: list[Path], out: Path) -> Path:
     listing = out.with_suffix(".list.txt")
     listing.write_text("".join(f"file '{p}'\n" for p in parts))
-    subprocess.run(  # noqa: S603
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),  # noqa: S607
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
          "-ar", "16000", "-ac", "1", str(out)],
         check=True,
     )  # fmt: skip

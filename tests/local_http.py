@@ -21,7 +21,13 @@ class LocalServer:
             def log_message(self, *args: object) -> None:
                 return None
 
-            def _send(self, status: int, body: bytes = b"", content_type: str = "text/plain", extra: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes = b"",
+                content_type: str = "text/plain",
+                extra: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -31,9 +37,7 @@ class LocalServer:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                if self.path == "/audio.wav":
-                    self._send(200, server.audio.read_bytes(), "audio/wav")
-                elif self.path == "/stream":  # no extension: type from Content-Type
+                if self.path == "/audio.wav" or self.path == "/stream":
                     self._send(200, server.audio.read_bytes(), "audio/wav")
                 elif self.path == "/redirect":
                     self._send(302, extra={"Location": server.redirect_to})

@@ -85,7 +85,7 @@ def pg_url(name: str) -> str:
 
 def clear_queue(queue_name: str) -> None:
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"saq:{queue_name}:*"))
+    keys = [*client.scan_iter(f"saq:{queue_name}:*"), *client.scan_iter(f"saq:job:{queue_name}:*")]
     if keys:
         client.delete(*keys)
 
@@ -116,7 +116,7 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._log_file = log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [str(BIN), *args], env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=REPO
         )
 

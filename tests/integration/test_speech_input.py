@@ -114,7 +114,9 @@ async def test_malformed_and_schema_invalid_json_documents(svc: tuple[AsyncTestC
         if raw == b"[]":
             continue  # an empty list of turns is a valid diarization result
         good = json.dumps({"segments": [{"start": 0, "end": 1, "text": "hi"}]}).encode()
-        response = await client.post("/service/combine", files={"aligned_transcript": ("a.json", good), "diarization_result": ("d.json", raw)})
+        response = await client.post(
+            "/service/combine", files={"aligned_transcript": ("a.json", good), "diarization_result": ("d.json", raw)}
+        )
         error = error_of(response, 422)
         assert error["param"] == "diarization_result", raw
     await assert_nothing_stored(client, settings)
@@ -165,10 +167,14 @@ async def test_remote_errors_become_clear_errors(
     await assert_nothing_stored(client, settings)
 
 
-async def test_url_download_and_redirect_within_allowed_hosts(svc: tuple[AsyncTestClient, Settings], server: LocalServer) -> None:
+async def test_url_download_and_redirect_within_allowed_hosts(
+    svc: tuple[AsyncTestClient, Settings], server: LocalServer
+) -> None:
     client, _ = svc
     server.redirect_to = server.url("/stream")
-    response = await client.post("/speech-to-text-url", data={"url": server.url("/redirect"), "model": "tiny.en", "diarize": "false"})
+    response = await client.post(
+        "/speech-to-text-url", data={"url": server.url("/redirect"), "model": "tiny.en", "diarize": "false"}
+    )
     assert response.status_code == 200, response.text
     identifier = response.json()["identifier"]
     task = (await client.get(f"/task/{identifier}")).json()
@@ -187,7 +193,10 @@ async def test_callback_is_delivered_with_retries(svc: tuple[AsyncTestClient, Se
     turns = [{"start": 0.0, "end": 0.45, "speaker": "SPEAKER_00"}, {"start": 0.45, "end": 1.0, "speaker": "SPEAKER_01"}]
     response = await client.post(
         "/service/combine",
-        files={"aligned_transcript": ("a.json", json.dumps(transcript).encode()), "diarization_result": ("d.json", json.dumps(turns).encode())},
+        files={
+            "aligned_transcript": ("a.json", json.dumps(transcript).encode()),
+            "diarization_result": ("d.json", json.dumps(turns).encode()),
+        },
         data={"callback_url": server.url("/callback")},
     )
     assert response.status_code == 200, response.text

@@ -108,8 +108,12 @@ async def test_bad_uploads_are_refused_before_anything_is_queued(
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + bytes(range(256)) * 20)
     with corrupt.open("rb") as fh:
-        _assert_error(await client.post("/service/probe", files={"file": ("corrupt.wav", fh)}), 400, "AUDIO_PROCESSING_ERROR")
-    _assert_error(await client.post("/service/probe", files={"file": ("empty.mp3", b"")}), 400, "AUDIO_PROCESSING_ERROR")
+        _assert_error(
+            await client.post("/service/probe", files={"file": ("corrupt.wav", fh)}), 400, "AUDIO_PROCESSING_ERROR"
+        )
+    _assert_error(
+        await client.post("/service/probe", files={"file": ("empty.mp3", b"")}), 400, "AUDIO_PROCESSING_ERROR"
+    )
     error = _assert_error(await client.post("/service/probe", files={"other": ("a.wav", b"x")}), 422)
     assert error["code"] == "VALIDATION_ERROR" and error["param"] == "file"
     _assert_error(await client.post("/service/probe", data={"file": "x"}), 400, "BAD_REQUEST")

@@ -49,7 +49,7 @@ class EngineConfig:
 
 
 class SpeechEngine:
-    _shared: dict[EngineConfig, SpeechEngine] = {}  # noqa: RUF012
+    _shared: dict[EngineConfig, SpeechEngine] = {}
     _shared_lock = threading.Lock()
 
     @classmethod

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LIVE_JOB_STATUSES = {Status.NEW, Status.QUEUED, Status.ACTIVE, Status.ABORTING}
 INTERRUPTED = "interrupted"
 
 
@@ -35,8 +34,9 @@ def job_options(settings: Settings) -> dict[str, object]:
         "timeout": settings.job_timeout_s,
         "heartbeat": settings.job_heartbeat_s,
         # SAQ re-runs a job whose worker died (found stuck by the sweep); run_task counts the
-        # attempts in the database and gives up after job_max_attempts.
-        "retries": settings.job_max_attempts,
+        # attempts in the database and, past job_max_attempts, marks the task `interrupted`.
+        # The one extra SAQ run is what lets it record that instead of leaving it processing.
+        "retries": settings.job_max_attempts + 1,
         "ttl": 3600,
     }
 
@@ -61,11 +61,11 @@ async def reconcile_tasks(runtime: Runtime) -> dict[str, int]:
         rows = (await session.execute(select(Task.id, Task.attempts).where(Task.status.in_(ACTIVE_STATUSES)))).all()
     for task_id, attempts in rows:
         job = await runtime.queue.job(str(task_id))
-        if job is not None and job.status in LIVE_JOB_STATUSES:
+        if job is not None and await job_is_live(runtime.queue, job):
             counts["alive"] += 1
             continue
         if job is not None:
-            await runtime.queue.redis.delete(job.id)
+            await forget_job(runtime.queue, job)
         if attempts < runtime.settings.job_max_attempts:
             await mark_queued(runtime, task_id)
             await enqueue_task(runtime, task_id)
@@ -76,6 +76,29 @@ async def reconcile_tasks(runtime: Runtime) -> dict[str, int]:
     if rows:
         logger.info("reconciled unfinished tasks: %s", counts)
     return counts
+
+
+async def job_is_live(queue: RedisQueue, job: Job) -> bool:
+    """A job record alone is not enough: it must sit where a worker (or the sweep) will find it."""
+    if job.status == Status.QUEUED:
+        return (
+            await queue.redis.lpos(queue.namespace("queued"), job.id) is not None
+            or await queue.redis.zscore(queue.namespace("schedule"), job.id) is not None
+        )
+    if job.status in (Status.ACTIVE, Status.ABORTING):
+        return await queue.redis.lpos(queue.namespace("active"), job.id) is not None
+    return False
+
+
+async def forget_job(queue: RedisQueue, job: Job) -> None:
+    """Remove every trace of a dead job so its key can be enqueued again (SAQ refuses a key
+    still listed as incomplete)."""
+    async with queue.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(job.id, job.abort_id)
+        pipe.zrem(queue.namespace("incomplete"), job.id)
+        pipe.lrem(queue.namespace("queued"), 0, job.id)
+        pipe.lrem(queue.namespace("active"), 0, job.id)
+        await pipe.execute()
 
 
 async def mark_queued(runtime: Runtime, task_id: UUID) -> None:
@@ -129,7 +152,16 @@ def make_worker(runtime: Runtime, *, in_process: bool) -> Worker[WorkerContext]:
     return worker
 
 
+def _load_pipeline_code(runtime: Runtime) -> None:
+    # torch/whisperx imports take seconds of GIL-bound work: done here, in a thread, they never
+    # stall the event loop (health probes, job heartbeats) during a first task
+    import whisperx_api.tasks.handlers  # noqa: F401
+
+    runtime.engine  # noqa: B018
+
+
 async def start_worker(runtime: Runtime, *, in_process: bool) -> asyncio.Task[None]:
+    await asyncio.to_thread(_load_pipeline_code, runtime)
     await hold_startup_sweep(runtime.queue, max(2, runtime.settings.job_heartbeat_s))
     await reconcile_tasks(runtime)
     worker = make_worker(runtime, in_process=in_process)
