@@ -18,6 +18,7 @@ from tests.metrics import der, normalise_text, wer
 from tests.support import clear_queue, make_settings, wait_for_status
 from whisperx_api.app import create_app
 from whisperx_api.settings import Settings
+import itertools
 
 pytestmark = pytest.mark.models
 
@@ -135,7 +136,7 @@ async def test_dialogue_is_diarized_into_two_speakers(
     assert der(truth, hypothesis) <= 0.15
     # segments are split where the speaker changes: one speaker per segment, turns alternate
     speakers = [s["speaker"] for s in result["segments"]]
-    changes = sum(1 for a, b in zip(speakers, speakers[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(speakers) if a != b)
     assert changes == len(DIALOGUE) - 1
     assert all(w.get("speaker") == s["speaker"] for s in result["segments"] for w in s["words"])
 
@@ -264,7 +265,7 @@ async def test_numbers_keep_their_words(app_client: tuple[AsyncTestClient, Setti
 async def test_health_stays_fast_during_a_transcription_and_models_load_once(
     app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
 ) -> None:
-    client, settings = app_client
+    client, _settings = app_client
     long_clip = media["root"] / "long.wav"
     concatenate([media["english"]] * 8, long_clip)
     engine = client.app.state.runtime.engine
