@@ -4,6 +4,7 @@ pyannote VAD, Silero, resemblyzer) on speech generated with known text, timing a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,6 @@ from tests.metrics import der, normalise_text, wer
 from tests.support import clear_queue, make_settings, wait_for_status
 from whisperx_api.app import create_app
 from whisperx_api.settings import Settings
-import itertools
 
 pytestmark = pytest.mark.models
 
