@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,14 @@ class LocalServer:
                     self._send(200, b"<html></html>", "text/html")
                 elif self.path == "/big.wav":
                     self._send(200, b"\0" * (3 * 1024 * 1024), "audio/wav")
+                elif self.path == "/slow.wav":  # starts, then stalls longer than the download limit
+                    self.send_response(200)
+                    self.send_header("Content-Type", "audio/wav")
+                    self.send_header("Content-Length", "1000000")
+                    self.end_headers()
+                    self.wfile.write(b"RIFF")
+                    self.wfile.flush()
+                    time.sleep(3)
                 elif self.path == "/broken.wav":
                     self._send(500, b"oops")
                 else:

@@ -139,8 +139,8 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-def start_server(env: dict[str, str], log: Path, port: int, timeout: float = 60) -> Process:
-    server = Process(["run", "--host", "127.0.0.1", "--port", str(port)], env, log)
+def start_server(env: dict[str, str], log: Path, port: int, timeout: float = 60, web_workers: int = 1) -> Process:
+    server = Process(["run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(web_workers)], env, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:

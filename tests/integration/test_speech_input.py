@@ -36,7 +36,7 @@ async def svc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[A
     root = tmp_path_factory.mktemp("svc")
     settings = make_settings(
         root / "data", f"sqlite:///{root / 'records.db'}", outbound_allowed_networks=[f"{ALLOWED_HOST}/32"],
-        callback_backoff_s=0.1, max_upload_size_mb=2,
+        callback_backoff_s=0.1, max_upload_size_mb=2, url_download_timeout_s=1,
     )  # fmt: skip
     async with AsyncTestClient(app=create_app(settings), timeout=60) as client:
         yield client, settings
@@ -157,7 +157,7 @@ async def test_redirect_to_loopback_is_refused(svc: tuple[AsyncTestClient, Setti
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [("/missing.wav", 422, "REMOTE_CLIENT_ERROR"), ("/broken.wav", 502, "REMOTE_SERVER_ERROR"),
-     ("/page", 415, "UNSUPPORTED_FILE_TYPE"), ("/big.wav", 413, "REQUEST_TOO_LARGE")],
+     ("/page", 415, "UNSUPPORTED_FILE_TYPE"), ("/big.wav", 413, "REQUEST_TOO_LARGE"), ("/slow.wav", 504, "URL_TIMEOUT")],
 )  # fmt: skip
 async def test_remote_errors_become_clear_errors(
     svc: tuple[AsyncTestClient, Settings], server: LocalServer, path: str, status: int, code: str
