@@ -24,10 +24,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import httpx  # noqa: E402
-
-from tests.audio import VOICE_A, VOICE_B, concatenate, duration, speak  # noqa: E402
-from tests.support import clear_queue, free_port, make_settings, settings_env, start_server  # noqa: E402
+import httpx
+from tests.audio import VOICE_A, VOICE_B, concatenate, duration, speak
+from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
 
 RESULTS = Path(__file__).parent / "results"
 LINES = [

@@ -1,6 +1,6 @@
 """Read throughput of the task API under 200 concurrent connections (wrk), SQLite vs PostgreSQL.
 
-    uv run python tests/bench/bench_tasks_api.py [--seconds 20] [--connections 200] [--web-workers 1]
+uv run python tests/bench/bench_tasks_api.py [--seconds 20] [--connections 200] [--web-workers 1]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support import (  # noqa: E402
+from tests.support import (
     clear_queue,
     create_pg_database,
     drop_pg_database,
@@ -30,8 +30,9 @@ from tests.support import (  # noqa: E402
     settings_env,
     start_server,
 )
-from whisperx_api.db.config import make_db_config, upgrade_database  # noqa: E402
-from whisperx_api.db.models import Task  # noqa: E402
+
+from whisperx_api.db.config import make_db_config, upgrade_database
+from whisperx_api.db.models import Task
 
 RESULTS = Path(__file__).parent / "results"
 SEED_TASKS = 2000
@@ -88,7 +89,10 @@ def run_one(kind: str, db_url: str, args: argparse.Namespace, workdir: Path) -> 
             wrk(f"http://127.0.0.1:{port}{path}", 2, 20)  # warm-up
             figures = wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections)
             rows.append({"database": kind, "endpoint": name, **figures})
-            print(f"{kind:10} {name:24} {figures['rps']:9.0f} req/s  p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  non-2xx {figures['non_2xx']}", flush=True)
+            print(
+                f"{kind:10} {name:24} {figures['rps']:9.0f} req/s  p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  non-2xx {figures['non_2xx']}",
+                flush=True,
+            )
     finally:
         server.stop()
         clear_queue(settings.queue_name)
