@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from advanced_alchemy.base import metadata_registry
 from alembic import context
 from alembic.autogenerate import rewriter
-from sqlalchemy import pool
+from sqlalchemy import event, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import whisperx_api.db.models  # noqa: F401  (registers the tables on the metadata)
+from whisperx_api.db.config import sqlite_pragmas
 
 if TYPE_CHECKING:
     from advanced_alchemy.alembic.commands import AlembicCommandConfig
@@ -52,6 +53,9 @@ def do_run_migrations(connection: "Connection") -> None:
 
 async def run_migrations_online() -> None:
     engine = create_async_engine(config.db_url, poolclass=pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        # the same WAL/busy-timeout pragmas as the service, from the first migration on
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

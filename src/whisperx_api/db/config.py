@@ -23,7 +23,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+def sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
     # WAL lets readers proceed while the worker writes; busy_timeout turns lock contention into waiting.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -52,7 +52,7 @@ def make_db_config(settings: Settings, *, null_pool: bool = False) -> SQLAlchemy
         create_all=False,
     )
     if url.startswith("sqlite"):
-        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+        event.listen(config.get_engine().sync_engine, "connect", sqlite_pragmas)
     return config
 
 
