@@ -16,6 +16,7 @@ from litestar.response import Redirect
 from whisperx_api.errors import exception_handlers
 from whisperx_api.health.controllers import HealthController
 from whisperx_api.logging_setup import configure_logging
+from whisperx_api.openai_api.controllers import OpenAIController
 from whisperx_api.openapi import openapi_config
 from whisperx_api.request_id import add_request_id
 from whisperx_api.runtime import Runtime
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.close()
 
     return Litestar(
-        route_handlers=[root, HealthController, TaskController, SpeechController, ServiceController],
+        route_handlers=[root, HealthController, TaskController, SpeechController, ServiceController, OpenAIController],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

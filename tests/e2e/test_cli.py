@@ -10,7 +10,9 @@ from tests.support import BIN, REPO
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(BIN), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_database_upgrade_and_downgrade(tmp_path: Path) -> None:

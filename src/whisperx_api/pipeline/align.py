@@ -95,6 +95,7 @@ def align_with_whisper(
                     "start": round(offset + float(w["start"]), 3),
                     "end": round(offset + float(w["end"]), 3),
                     "score": round(float(w["probability"]), 3),
+                    "tokens": [int(t) for t in w["tokens"]],
                 }
                 for w in alignment
                 if w["word"].strip()
@@ -108,32 +109,48 @@ def align_with_whisper(
     return split_sentences(words_per_segment, segments)
 
 
+# decoder facts of the window a sentence came from (kept for the OpenAI-compatible output)
+WINDOW_FACTS = ("avg_logprob", "no_speech_prob", "temperature", "seek")
+
+
 def split_sentences(
     words_per_segment: list[list[dict[str, Any]]], segments: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for words, segment in zip(words_per_segment, segments, strict=True):
+        facts = {key: segment[key] for key in WINDOW_FACTS if key in segment}
         if not words:
-            out.append({"start": segment["start"], "end": segment["end"], "text": segment["text"].strip(), "words": []})
+            out.append(
+                {
+                    "start": segment["start"],
+                    "end": segment["end"],
+                    "text": segment["text"].strip(),
+                    "words": [],
+                    **facts,
+                }
+            )
             continue
         current: list[dict[str, Any]] = []
         for word in words:
             current.append(word)
             if SENTENCE_END.search(word["word"]):
-                out.append(_segment_of(current))
+                out.append({**_segment_of(current), **facts})
                 current = []
         if current:
-            out.append(_segment_of(current))
+            out.append({**_segment_of(current), **facts})
     return out
 
 
 def _segment_of(words: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [w for w in words if "start" in w]
+    # the sentence's Whisper tokens, gathered from its words (which then drop them)
+    tokens = [t for w in words for t in w.pop("tokens", [])]
     return {
         "start": timed[0]["start"] if timed else None,
         "end": timed[-1]["end"] if timed else None,
         "text": " ".join(w["word"] for w in words),
         "words": words,
+        "tokens": tokens,
     }
 
 

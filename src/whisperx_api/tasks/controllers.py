@@ -15,6 +15,7 @@ from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.runtime import Runtime
 from whisperx_api.tasks.schemas import StatusFilter, TaskDeleted, TaskList, to_detail, to_summary
+from whisperx_api.tasks.store import find_task
 
 
 def parse_identifier(identifier: str) -> UUID:
@@ -28,8 +29,7 @@ def parse_identifier(identifier: str) -> UUID:
 
 async def load_task(runtime: Runtime, identifier: str) -> Task:
     task_id = parse_identifier(identifier)
-    async with runtime.db.get_session() as session:
-        task = (await session.execute(select(Task).where(Task.id == task_id))).scalar_one_or_none()
+    task = await find_task(runtime, task_id)
     if task is None:
         raise ApiError(404, f"task {task_id} not found", "TASK_NOT_FOUND", "identifier")
     return task

@@ -14,13 +14,13 @@ from uuid import UUID
 
 from saq import Job
 from saq.types import Context
-from sqlalchemy import select, update
 
-from whisperx_api.db.models import ACTIVE_STATUSES, Task, TaskStatus
+from whisperx_api.db.models import ACTIVE_STATUSES, TaskStatus
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.progress import Progress
 from whisperx_api.runtime import Runtime
 from whisperx_api.tasks.queue import fail_interrupted
+from whisperx_api.tasks.store import find_task, update_task
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +43,6 @@ class JobContext:
     progress: Progress
 
 
-async def _update_task(runtime: Runtime, task_id: UUID, **values: Any) -> None:
-    async with runtime.db.get_session() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(**values))
-        await session.commit()
-
-
 async def _report_progress(runtime: Runtime, task_id: UUID, progress: Progress, job: Job | None) -> None:
     """Copy progress to the task row and keep the SAQ job's heartbeat fresh while threads work."""
     seen = 0
@@ -59,7 +53,7 @@ async def _report_progress(runtime: Runtime, task_id: UUID, progress: Progress, 
         version, stage, fraction = progress.snapshot()
         if version != seen:
             seen = version
-            await _update_task(runtime, task_id, stage=stage, progress=round(fraction, 4))
+            await update_task(runtime, task_id, stage=stage, progress=round(fraction, 4))
         if job is not None and time.monotonic() - last_touch >= touch_every:
             last_touch = time.monotonic()
             await job.update(progress=fraction)
@@ -69,8 +63,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
     runtime = ctx["runtime"]
     job = ctx.get("job")
     tid = UUID(task_id)
-    async with runtime.db.get_session() as session:
-        task = (await session.execute(select(Task).where(Task.id == tid))).scalar_one_or_none()
+    task = await find_task(runtime, tid)
     if task is None or task.status not in ACTIVE_STATUSES:
         return "skipped"  # deleted, or already finished by an earlier attempt
     attempts = task.attempts + 1
@@ -81,7 +74,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
     from whisperx_api.tasks.handlers import HANDLERS
 
     started = time.monotonic()
-    await _update_task(
+    await update_task(
         runtime,
         tid,
         status=TaskStatus.PROCESSING.value,
@@ -112,7 +105,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
         # worker shutdown or SAQ timeout: SAQ re-queues the job; the row goes back to queued
         reporter.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.shield(_update_task(runtime, tid, status=TaskStatus.QUEUED.value, stage="requeued"))
+            await asyncio.shield(update_task(runtime, tid, status=TaskStatus.QUEUED.value, stage="requeued"))
         raise
     except PipelineError as exc:
         final = {"status": TaskStatus.FAILED.value, "error_message": exc.message, "error_code": exc.code}
@@ -127,7 +120,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
-    await _update_task(
+    await update_task(
         runtime,
         tid,
         **final,

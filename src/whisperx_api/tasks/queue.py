@@ -8,18 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from saq import Job, Status, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import PartialTimersDict
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from whisperx_api.db.models import ACTIVE_STATUSES, Task, TaskStatus
+from whisperx_api.db.models import ACTIVE_STATUSES, Task, TaskStatus, TaskType
 from whisperx_api.runtime import Runtime
 from whisperx_api.settings import Settings
+from whisperx_api.tasks.store import update_task
 
 if TYPE_CHECKING:
     from whisperx_api.tasks.jobs import WorkerContext
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
+SYNCHRONOUS_TYPES = (TaskType.OPENAI_TRANSCRIPTION.value, TaskType.OPENAI_TRANSLATION.value)
+SYNC_STALE_AFTER_S = 3600
 
 
 def job_options(settings: Settings) -> dict[str, object]:
@@ -58,7 +61,25 @@ async def reconcile_tasks(runtime: Runtime) -> dict[str, int]:
     """
     counts = {"requeued": 0, "failed": 0, "alive": 0}
     async with runtime.db.get_session() as session:
-        rows = (await session.execute(select(Task.id, Task.attempts).where(Task.status.in_(ACTIVE_STATUSES)))).all()
+        rows = (
+            await session.execute(
+                select(Task.id, Task.attempts).where(
+                    Task.status.in_(ACTIVE_STATUSES), Task.task_type.not_in(SYNCHRONOUS_TYPES)
+                )
+            )
+        ).all()
+        # a synchronous (/v1) request has no job; its client is gone once its process died
+        stale = datetime.now(UTC) - timedelta(seconds=SYNC_STALE_AFTER_S)
+        orphans = (
+            await session.execute(
+                select(Task.id, Task.attempts).where(
+                    Task.status.in_(ACTIVE_STATUSES), Task.task_type.in_(SYNCHRONOUS_TYPES), Task.started_at < stale
+                )
+            )
+        ).all()
+    for task_id, attempts in orphans:
+        await fail_interrupted(runtime, task_id, attempts)
+        counts["failed"] += 1
     for task_id, attempts in rows:
         job = await runtime.queue.job(str(task_id))
         if job is not None and await job_is_live(runtime.queue, job):
@@ -73,7 +94,7 @@ async def reconcile_tasks(runtime: Runtime) -> dict[str, int]:
         else:
             await fail_interrupted(runtime, task_id, attempts)
             counts["failed"] += 1
-    if rows:
+    if rows or orphans:
         logger.info("reconciled unfinished tasks: %s", counts)
     return counts
 
@@ -102,26 +123,18 @@ async def forget_job(queue: RedisQueue, job: Job) -> None:
 
 
 async def mark_queued(runtime: Runtime, task_id: UUID) -> None:
-    async with runtime.db.get_session() as session:
-        await session.execute(
-            update(Task).where(Task.id == task_id).values(status=TaskStatus.QUEUED.value, stage="requeued")
-        )
-        await session.commit()
+    await update_task(runtime, task_id, status=TaskStatus.QUEUED.value, stage="requeued")
 
 
 async def fail_interrupted(runtime: Runtime, task_id: UUID, attempts: int) -> None:
-    async with runtime.db.get_session() as session:
-        await session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values(
-                status=TaskStatus.FAILED.value,
-                error_code=INTERRUPTED,
-                error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
-                finished_at=datetime.now(UTC),
-            )
-        )
-        await session.commit()
+    await update_task(
+        runtime,
+        task_id,
+        status=TaskStatus.FAILED.value,
+        error_code=INTERRUPTED,
+        error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
+        finished_at=datetime.now(UTC),
+    )
 
 
 async def hold_startup_sweep(queue: RedisQueue, seconds: int) -> None:
@@ -161,16 +174,22 @@ def _load_pipeline_code(runtime: Runtime) -> None:
 
 
 async def start_worker(runtime: Runtime, *, in_process: bool) -> asyncio.Task[None]:
-    await asyncio.to_thread(_load_pipeline_code, runtime)
-    await hold_startup_sweep(runtime.queue, max(2, runtime.settings.job_heartbeat_s))
-    await reconcile_tasks(runtime)
+    """Start the worker in the background: the server answers (health, uploads) while the
+    pipeline code loads, and queued jobs are picked up once it has."""
     worker = make_worker(runtime, in_process=in_process)
     runtime.worker = worker
-    return asyncio.create_task(worker.start(), name="saq-worker")
+
+    async def run() -> None:
+        await asyncio.to_thread(_load_pipeline_code, runtime)
+        await hold_startup_sweep(runtime.queue, max(2, runtime.settings.job_heartbeat_s))
+        await reconcile_tasks(runtime)
+        await worker.start()
+
+    return asyncio.create_task(run(), name="saq-worker")
 
 
 async def stop_worker(runtime: Runtime, worker_task: asyncio.Task[None]) -> None:
-    if runtime.worker is not None:
+    if runtime.worker is not None and hasattr(runtime.worker, "event"):  # event exists once started
         await runtime.worker.stop()
     worker_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

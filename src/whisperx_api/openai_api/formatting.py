@@ -1,0 +1,50 @@
+"""Pipeline result -> OpenAI response bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faster_whisper.transcribe import get_compression_ratio
+from whisperx.utils import LANGUAGES
+
+from whisperx_api.openai_api.schemas import Segment, VerboseTranscript, Word
+
+
+def full_text(result: dict[str, Any]) -> str:
+    return " ".join(str(s.get("text", "")).strip() for s in result["segments"] if str(s.get("text", "")).strip())
+
+
+def verbose(result: dict[str, Any], task: str, words: bool) -> VerboseTranscript:
+    segments = []
+    for index, s in enumerate(result["segments"]):
+        text = " " + str(s["text"]).strip()
+        segments.append(
+            Segment(
+                id=index,
+                seek=int(s.get("seek", round(s["start"] * 100))),
+                start=float(s["start"]),
+                end=float(s["end"]),
+                text=text,
+                tokens=list(s.get("tokens") or []),
+                temperature=float(s.get("temperature", 0.0)),
+                avg_logprob=float(s.get("avg_logprob", 0.0)),
+                compression_ratio=round(get_compression_ratio(text), 4),
+                no_speech_prob=float(s.get("no_speech_prob", 0.0)),
+            )
+        )
+    word_list = None
+    if words:
+        word_list = [
+            Word(word=w["word"], start=float(w["start"]), end=float(w["end"]))
+            for s in result["segments"]
+            for w in s.get("words", [])
+            if w.get("start") is not None
+        ]
+    return VerboseTranscript(
+        task=task,
+        language=LANGUAGES.get(result["language"], result["language"]),
+        duration=float(result["duration"]),
+        text=full_text(result),
+        segments=segments,
+        words=word_list,
+    )

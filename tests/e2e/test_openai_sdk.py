@@ -1,0 +1,187 @@
+"""The official openai SDK against the real running service (granian, worker, SQLite, real models)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.audio import duration, speak
+from tests.metrics import normalise_text, wer
+from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
+
+pytestmark = pytest.mark.models
+
+ENGLISH = "Please remember to bring your umbrella tomorrow morning. Scientists discovered a new species of frog in the forest."
+GERMAN = (
+    "Guten Morgen. Heute ist das Wetter sehr schön. Die Sonne scheint und die Kinder spielen im Garten. "
+    "Am Abend essen wir zusammen mit der ganzen Familie. Morgen fahren wir mit dem Zug nach Berlin."
+)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("oa")
+    return {
+        "english": speak(ENGLISH, root / "english.wav"),
+        "german": speak(GERMAN, root / "german.wav", ["-v", "de", "-s", "140"]),
+        "notes": _write(root / "notes.txt", b"not audio"),
+        "big": _write(root / "big.wav", b"\0" * (3 * 1024 * 1024)),
+    }
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("oasvc")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", whisper_model="base")
+    env = {**settings_env(settings), "MAX_UPLOAD_SIZE_MB": "2"}
+    port = free_port()
+    server = start_server(env, root / "server.log", port)
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+    clear_queue(settings.queue_name)
+
+
+@pytest.fixture(scope="module")
+def client(service: str) -> OpenAI:
+    return OpenAI(api_key="unused", base_url=f"{service}/v1", max_retries=0, timeout=300)
+
+
+def task_of(service: str, raw: Any) -> dict[str, Any]:
+    return httpx.get(f"{service}/task/{raw.headers['x-task-id']}").json()
+
+
+def test_json_and_the_persisted_task(client: OpenAI, clips: dict[str, Path], service: str) -> None:
+    raw = client.audio.transcriptions.with_raw_response.create(model="tiny.en", file=clips["english"].open("rb"))
+    transcript = raw.parse()
+    assert isinstance(transcript, openai.types.audio.Transcription)
+    assert wer(ENGLISH, transcript.text) <= 0.15, transcript.text
+    task = task_of(service, raw)
+    assert task["status"] == "completed" and task["metadata"]["task_type"] == "openai_transcription"
+    assert task["metadata"]["task_params"]["response_format"] == "json"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type"), [("text", "text/plain"), ("srt", "application/x-subrip"), ("vtt", "text/vtt")]
+)
+def test_text_and_subtitle_formats(client: OpenAI, clips: dict[str, Path], fmt: str, content_type: str) -> None:
+    raw = client.audio.transcriptions.with_raw_response.create(
+        model="tiny.en", file=clips["english"].open("rb"), response_format=fmt
+    )  # type: ignore[call-overload]
+    body = raw.parse()
+    assert isinstance(body, str) and raw.headers["content-type"].startswith(content_type)
+    assert "umbrella tomorrow morning" in body.lower()
+    if fmt == "srt":
+        assert body.startswith("1\n00:00:0") and " --> " in body
+    if fmt == "vtt":
+        assert body.startswith("WEBVTT\n\n00:00:0")
+
+
+def test_verbose_json_with_words_and_segments(client: OpenAI, clips: dict[str, Path]) -> None:
+    result = client.audio.transcriptions.create(
+        model="tiny.en", file=clips["english"].open("rb"), response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )  # fmt: skip
+    assert isinstance(result, openai.types.audio.TranscriptionVerbose)
+    assert result.language == "english"
+    assert abs(result.duration - duration(clips["english"])) < 0.1
+    assert wer(ENGLISH, result.text) <= 0.15
+    assert result.segments and len(result.segments) == 2
+    for index, segment in enumerate(result.segments):
+        assert segment.id == index and segment.start < segment.end
+        assert segment.tokens and all(isinstance(t, int) for t in segment.tokens)
+        assert segment.avg_logprob < 0 and 0 <= segment.no_speech_prob < 0.5
+        assert segment.compression_ratio > 0 and segment.temperature == 0.0
+    assert result.words and len(result.words) >= 18
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts) and result.words[-1].end <= result.duration + 0.05
+    assert normalise_text(" ".join(w.word for w in result.words)) == normalise_text(result.text)
+
+
+def test_verbose_json_segments_only_has_no_words(client: OpenAI, clips: dict[str, Path]) -> None:
+    result = client.audio.transcriptions.create(
+        model="tiny.en", file=clips["english"].open("rb"), response_format="verbose_json"
+    )
+    assert result.segments and result.words is None
+
+
+def test_language_is_detected_when_omitted(client: OpenAI, clips: dict[str, Path]) -> None:
+    result = client.audio.transcriptions.create(
+        model="base", file=clips["german"].open("rb"), response_format="verbose_json"
+    )
+    assert result.language == "german"
+    assert "berlin" in normalise_text(result.text)
+
+
+def test_translation_to_english(client: OpenAI, clips: dict[str, Path], service: str) -> None:
+    raw = client.audio.translations.with_raw_response.create(model="whisper-1", file=clips["german"].open("rb"))
+    translation = raw.parse()
+    assert isinstance(translation, openai.types.audio.Translation)
+    words = set(normalise_text(translation.text).split())
+    assert (
+        len(words & {"good", "morning", "today", "weather", "sun", "garden", "children", "family", "train", "berlin"})
+        >= 4
+    )
+    assert not words & {"und", "die", "heute", "sonne", "garten"}
+    assert task_of(service, raw)["metadata"]["task_type"] == "openai_translation"
+    verbose = client.audio.translations.create(
+        model="whisper-1", file=clips["german"].open("rb"), response_format="verbose_json"
+    )
+    assert verbose.language == "german" and verbose.segments
+
+
+def test_streaming(client: OpenAI, clips: dict[str, Path]) -> None:
+    events = list(client.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"), stream=True))
+    deltas = [e for e in events if e.type == "transcript.text.delta"]
+    done = [e for e in events if e.type == "transcript.text.done"]
+    assert deltas and len(done) == 1 and events[-1] is done[0]
+    assert "".join(d.delta for d in deltas) == done[0].text
+    assert wer(ENGLISH, done[0].text) <= 0.15
+
+
+def test_models_list_and_retrieve(client: OpenAI) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "whisper-1" and {"tiny.en", "base"} <= set(ids)
+    assert client.models.retrieve("base").id == "base"
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("gpt-4o")
+    assert caught.value.code == "model_not_found"
+
+
+def test_errors_raise_the_sdk_exception_classes(client: OpenAI, clips: dict[str, Path], service: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.create(model="no-such-model", file=clips["english"].open("rb"))
+    assert caught.value.code == "model_not_found" and caught.value.param == "model"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.create(model="base", file=clips["english"].open("rb"), language="klingon")
+    assert caught.value.code == "INVALID_LANGUAGE_CODE"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.create(
+            model="tiny.en", file=clips["english"].open("rb"), timestamp_granularities=["word"]
+        )
+    assert str(caught.value.param).startswith("timestamp_granularities")
+    with pytest.raises(openai.BadRequestError):
+        client.audio.transcriptions.create(model="tiny.en", file=clips["notes"].open("rb"))
+    with pytest.raises(openai.BadRequestError):
+        client.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"), response_format="yaml")  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError):
+        client.audio.translations.create(model="tiny.en", file=clips["german"].open("rb"))
+    with pytest.raises(openai.APIStatusError) as too_big:
+        client.audio.transcriptions.create(model="tiny.en", file=clips["big"].open("rb"))
+    assert too_big.value.status_code == 413 and too_big.value.code == "REQUEST_TOO_LARGE"
+    # a valid model name that this offline machine does not have: the task is persisted as failed
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.with_raw_response.create(model="large-v3", file=clips["english"].open("rb"))
+    assert caught.value.code == "model_not_found"
+    failed = httpx.get(f"{service}/task/all", params={"status": "failed"}).json()["tasks"]
+    assert any(t["error"]["code"] == "MODEL_NOT_FOUND" and t["task_type"] == "openai_transcription" for t in failed)
