@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -116,12 +117,16 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._log_file = log.open("ab")
+        # its own process group, so a kill reaches granian's worker processes too
         self.proc = subprocess.Popen(
-            [str(BIN), *args], env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=REPO
-        )
+            [str(BIN), *args], env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=REPO,
+            start_new_session=True,
+        )  # fmt: skip
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        """A hard crash of the whole service (supervisor and workers), as a power cut would be."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         self._log_file.close()
 
@@ -131,7 +136,8 @@ class Process:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log_file.close()
 
@@ -139,14 +145,18 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-def start_server(env: dict[str, str], log: Path, port: int, timeout: float = 60, web_workers: int = 1) -> Process:
+def start_server(
+    env: dict[str, str], log: Path, port: int, timeout: float = 60, web_workers: int = 1, worker_ready: bool = False
+) -> Process:
+    """Start `whisperx-api run`; wait until ready (and, with worker_ready, until its worker runs)."""
     server = Process(["run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(web_workers)], env, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise AssertionError(f"server exited:\n{server.log_text()[-3000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+            ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1)
+            if ready.status_code == 200 and (not worker_ready or ready.json()["worker"] != "starting"):
                 return server
         except httpx.HTTPError:
             pass

@@ -50,6 +50,8 @@ def run(host: str, port: int, web_workers: int) -> None:
     if settings.db_auto_migrate:
         upgrade_database(settings)
         os.environ["DB_AUTO_MIGRATE"] = "false"  # done once here, not raced by each process
+    # granian's workers may be forked from this process: make them read the settings anew
+    get_settings.cache_clear()
     try:
         Server(
             "whisperx_api.app:create_app",

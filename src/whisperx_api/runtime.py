@@ -39,6 +39,7 @@ class Runtime:
         self.media = media
         self.embedded_redis = embedded_redis
         self.worker: Worker | None = None
+        self.worker_started = False
         self._engine: SpeechEngine | None = None
 
     @property

@@ -85,7 +85,9 @@ def main() -> None:
         model_path = resolve_whisper_model("tiny.en", settings.resolved_models_dir)
         model = whisperx.load_model(str(model_path), "cpu", compute_type="int8", language="en", vad_method="pyannote")
         port = free_port()
-        server = start_server({**settings_env(settings), "LOG_LEVEL": "WARNING"}, root / "server.log", port)
+        server = start_server(
+            {**settings_env(settings), "LOG_LEVEL": "WARNING"}, root / "server.log", port, worker_ready=True
+        )
         base = f"http://127.0.0.1:{port}"
         fields = {"model": "tiny.en", "language": "en", "batch_size": "8", "vad_method": "pyannote"}
         try:

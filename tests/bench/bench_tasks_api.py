@@ -78,11 +78,12 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
 
 
 def run_one(kind: str, db_url: str, args: argparse.Namespace, workdir: Path) -> list[dict[str, object]]:
+    workdir.mkdir(parents=True, exist_ok=True)
     first = asyncio.run(seed(db_url, workdir / "data"))
     settings = make_settings(workdir / "data", db_url)
     env = {**settings_env(settings), "LOG_LEVEL": "WARNING", "WORKER_IN_PROCESS": "true"}
     port = free_port()
-    server = start_server(env, workdir / f"{kind}.log", port, web_workers=args.web_workers)
+    server = start_server(env, workdir / f"{kind}.log", port, web_workers=args.web_workers, worker_ready=True)
     rows = []
     try:
         for name, path in (("GET /task/{id}", f"/task/{first}"), ("GET /task/all?limit=20", "/task/all?limit=20")):

@@ -155,3 +155,4 @@ async def test_health_probes(client: AsyncTestClient) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.json()["worker"] in ("starting", "ok")

@@ -28,6 +28,8 @@ class Liveness(msgspec.Struct):
 class Readiness(msgspec.Struct):
     status: str
     checks: dict[str, str]
+    # informational: "starting" while the in-process worker loads the pipeline, "off" without one
+    worker: str
 
 
 async def _check_database(runtime: Runtime) -> None:
@@ -61,4 +63,5 @@ class HealthController(Controller):
         if failed:
             detail = "; ".join(f"{name}: {error}" for name, error in failed.items())
             raise ApiError(503, f"not ready: {detail}", "DEPENDENCY_UNAVAILABLE", ",".join(failed))
-        return Readiness(status="ok", checks={name: "ok" for name in checks})
+        worker = "off" if runtime.worker is None else ("ok" if runtime.worker_started else "starting")
+        return Readiness(status="ok", checks={name: "ok" for name in checks}, worker=worker)

@@ -14,7 +14,7 @@ from whisperx_api.errors import ApiError
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.runtime import Runtime
-from whisperx_api.tasks.schemas import StatusFilter, TaskDeleted, TaskList, to_detail, to_summary
+from whisperx_api.tasks.schemas import SUMMARY_COLUMNS, StatusFilter, TaskDeleted, TaskList, to_detail, to_summary
 from whisperx_api.tasks.store import find_task
 
 
@@ -47,14 +47,15 @@ class TaskController(Controller):
         offset: Annotated[int, Parameter(ge=0, description="rows to skip")] = 0,
         status: Annotated[StatusFilter | None, Parameter(description="only tasks in this status")] = None,
     ) -> TaskList:
-        query = select(Task)
+        # only the listed columns: results and parameters can be large and are not shown here
+        query = select(*SUMMARY_COLUMNS)
         count = select(func.count()).select_from(Task)
         if status is not None:
             query = query.where(Task.status == status)
             count = count.where(Task.status == status)
         query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit).offset(offset)
         async with runtime.db.get_session() as session:
-            tasks = (await session.execute(query)).scalars().all()
+            tasks = (await session.execute(query)).all()
             total = (await session.execute(count)).scalar_one()
         return TaskList(tasks=[to_summary(t) for t in tasks], total=total, limit=limit, offset=offset)
 

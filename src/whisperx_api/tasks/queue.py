@@ -183,14 +183,19 @@ async def start_worker(runtime: Runtime, *, in_process: bool) -> asyncio.Task[No
         await asyncio.to_thread(_load_pipeline_code, runtime)
         await hold_startup_sweep(runtime.queue, max(2, runtime.settings.job_heartbeat_s))
         await reconcile_tasks(runtime)
+        runtime.worker_started = True
         await worker.start()
 
     return asyncio.create_task(run(), name="saq-worker")
 
 
 async def stop_worker(runtime: Runtime, worker_task: asyncio.Task[None]) -> None:
-    if runtime.worker is not None and hasattr(runtime.worker, "event"):  # event exists once started
-        await runtime.worker.stop()
+    worker = runtime.worker
+    if worker is not None and hasattr(worker, "event"):  # `event` exists once started
+        if not worker.job_task_contexts:
+            # SAQ waits the whole grace period even when idle; nothing to wait for here
+            worker._shutdown_grace_period_s = 0
+        await worker.stop()
     worker_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await worker_task

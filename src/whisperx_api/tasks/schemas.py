@@ -75,11 +75,19 @@ class TaskDeleted(msgspec.Struct):
     message: str = "Task deleted"
 
 
-def _error(task: Task) -> TaskError | None:
+SUMMARY_COLUMNS = (
+    Task.id, Task.status, Task.task_type, Task.progress, Task.stage, Task.file_name, Task.url, Task.language,
+    Task.audio_duration, Task.processing_duration, Task.error_message, Task.error_code, Task.created_at,
+    Task.started_at, Task.finished_at,
+)  # fmt: skip
+
+
+def _error(task: Any) -> TaskError | None:
     return TaskError(task.error_message or "", task.error_code) if task.status == "failed" else None
 
 
-def to_summary(task: Task) -> TaskSummary:
+def to_summary(task: Any) -> TaskSummary:
+    """From a Task or a row of SUMMARY_COLUMNS."""
     return TaskSummary(
         identifier=task.id,
         status=task.status,
