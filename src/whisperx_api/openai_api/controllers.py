@@ -75,7 +75,7 @@ class SyncJob:
     async def run(self, on_segment: Any = None) -> dict[str, Any]:
         engine = self.runtime.engine
         try:
-            return await asyncio.to_thread(
+            return await engine.call(
                 engine.run, Path(self.media), self.options, lambda _s, _f: None, align=self.align, diarize=False,
                 on_segment=on_segment,
             )  # fmt: skip

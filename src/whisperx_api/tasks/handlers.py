@@ -36,25 +36,23 @@ async def media_probe(ctx: JobContext) -> dict[str, Any]:
 async def full_process(ctx: JobContext) -> dict[str, Any]:
     options = _options(ctx)
     engine = ctx.runtime.engine
-    return await asyncio.to_thread(
-        engine.run, _media(ctx), options, ctx.progress, align=True, diarize=options.diarization
-    )
+    return await engine.call(engine.run, _media(ctx), options, ctx.progress, align=True, diarize=options.diarization)
 
 
 async def transcription(ctx: JobContext) -> dict[str, Any]:
     engine = ctx.runtime.engine
-    return await asyncio.to_thread(engine.run, _media(ctx), _options(ctx), ctx.progress, align=False, diarize=False)
+    return await engine.call(engine.run, _media(ctx), _options(ctx), ctx.progress, align=False, diarize=False)
 
 
 async def alignment(ctx: JobContext) -> dict[str, Any]:
     engine = ctx.runtime.engine
     transcript = ctx.params["transcript"]
-    return await asyncio.to_thread(engine.align_transcript, _media(ctx), transcript, _options(ctx), ctx.progress)
+    return await engine.call(engine.align_transcript, _media(ctx), transcript, _options(ctx), ctx.progress)
 
 
 async def diarization(ctx: JobContext) -> dict[str, Any]:
     engine = ctx.runtime.engine
-    return await asyncio.to_thread(engine.diarize_file, _media(ctx), _options(ctx), ctx.progress)
+    return await engine.call(engine.diarize_file, _media(ctx), _options(ctx), ctx.progress)
 
 
 async def combination(ctx: JobContext) -> dict[str, Any]:
