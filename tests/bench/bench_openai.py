@@ -43,6 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         clip = speak(TEXT, root / "clip.wav")
+        audio_s = duration(clip)
         settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", whisper_model="tiny.en")
         model = whisperx.load_model(
             str(resolve_whisper_model("tiny.en", settings.resolved_models_dir)), "cpu", compute_type="int8",
@@ -75,7 +76,7 @@ def main() -> None:
             server.stop()
             clear_queue(settings.queue_name)
     row = {
-        "audio_s": round(duration(clip), 2),
+        "audio_s": round(audio_s, 2),
         "bare_whisperx_median_ms": round(statistics.median(a) * 1000, 1),
         "service_median_ms": round(statistics.median(b) * 1000, 1),
         "overhead_ms": round((statistics.median(b) - statistics.median(a)) * 1000, 1),
