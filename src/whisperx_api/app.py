@@ -20,6 +20,7 @@ from whisperx_api.openai_api.controllers import OpenAIController
 from whisperx_api.openapi import openapi_config
 from whisperx_api.request_id import add_request_id
 from whisperx_api.runtime import Runtime
+from whisperx_api.security.auth import bearer_auth
 from whisperx_api.settings import Settings, get_settings
 from whisperx_api.speech.controllers import ServiceController, SpeechController
 from whisperx_api.tasks.controllers import TaskController
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         before_send=[add_request_id],
+        middleware=[bearer_auth(settings.auth.bearer_token)] if settings.auth.enabled else [],
+        security=[{"BearerToken": []}] if settings.auth.enabled else None,
         openapi_config=openapi_config(version("whisperx-api")),
         request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,
         debug=False,

@@ -44,7 +44,7 @@ def _write(path: Path, data: bytes) -> Path:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("oasvc")
     settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", whisper_model="base")
-    env = {**settings_env(settings), "MAX_UPLOAD_SIZE_MB": "2"}
+    env = {**settings_env(settings), "MAX_UPLOAD_SIZE_MB": "2", "AUTH__ENABLED": "true", "AUTH__BEARER_TOKEN": TOKEN}
     port = free_port()
     server = start_server(env, root / "server.log", port)
     yield f"http://127.0.0.1:{port}"
@@ -54,11 +54,15 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def client(service: str) -> OpenAI:
-    return OpenAI(api_key="unused", base_url=f"{service}/v1", max_retries=0, timeout=300)
+    return OpenAI(api_key=TOKEN, base_url=f"{service}/v1", max_retries=0, timeout=300)
+
+
+TOKEN = "sdk-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def task_of(service: str, raw: Any) -> dict[str, Any]:
-    return httpx.get(f"{service}/task/{raw.headers['x-task-id']}").json()
+    return httpx.get(f"{service}/task/{raw.headers['x-task-id']}", headers=AUTH).json()
 
 
 def test_json_and_the_persisted_task(client: OpenAI, clips: dict[str, Path], service: str) -> None:
@@ -183,5 +187,14 @@ def test_errors_raise_the_sdk_exception_classes(client: OpenAI, clips: dict[str,
     with pytest.raises(openai.BadRequestError) as caught:
         client.audio.transcriptions.with_raw_response.create(model="large-v3", file=clips["english"].open("rb"))
     assert caught.value.code == "model_not_found"
-    failed = httpx.get(f"{service}/task/all", params={"status": "failed"}).json()["tasks"]
+    failed = httpx.get(f"{service}/task/all", params={"status": "failed"}, headers=AUTH).json()["tasks"]
     assert any(t["error"]["code"] == "MODEL_NOT_FOUND" and t["task_type"] == "openai_transcription" for t in failed)
+
+
+def test_wrong_api_key_is_an_authentication_error(service: str, clips: dict[str, Path]) -> None:
+    stranger = OpenAI(api_key="not-the-token", base_url=f"{service}/v1", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        stranger.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"))
+    assert caught.value.code == "AUTHENTICATION_FAILED"
+    with pytest.raises(openai.AuthenticationError):
+        stranger.models.list()

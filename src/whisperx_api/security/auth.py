@@ -1,0 +1,57 @@
+"""Shared bearer token (AUTH__ENABLED / AUTH__BEARER_TOKEN) on every route but health and docs."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable
+
+import msgspec
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+
+from whisperx_api.errors import ErrorBody, ErrorDetail
+
+# open to probes and to people reading the docs (Swagger/Scalar "Authorize" then sends the token)
+OPEN_PATHS = re.compile(r"^/($|health(/|$)|docs(/|$))")
+CHALLENGE = b'Bearer realm="whisperx-api"'
+
+
+def _supplied_token(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
+    return None
+
+
+def bearer_auth(token: str) -> Callable[[ASGIApp], ASGIApp]:
+    expected = token.encode()
+    body = msgspec.json.encode(
+        ErrorBody(ErrorDetail("missing or invalid bearer token", "authentication_error", "AUTHENTICATION_FAILED"))
+    )
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or OPEN_PATHS.match(scope["path"]):
+                await app(scope, receive, send)
+                return
+            supplied = _supplied_token(scope)
+            # compare_digest: the time taken does not reveal how much of the token matched
+            if supplied is not None and hmac.compare_digest(supplied, expected):
+                await app(scope, receive, send)
+                return
+            start: HTTPResponseStartEvent = {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", CHALLENGE),
+                ],
+            }
+            await send(start)
+            await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
+
+        return middleware
+
+    return factory
