@@ -163,3 +163,10 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise AssertionError(f"server did not become ready:\n{server.log_text()[-3000:]}")
+
+
+def avoid_minute_edge(margin_s: float = 3.0) -> None:
+    """Rate windows are calendar minutes: start a counted sequence well inside one."""
+    into = time.time() % 60
+    if into > 60 - margin_s:
+        time.sleep(60 - into + 0.05)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
@@ -12,6 +12,7 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
+from litestar.types import ASGIApp
 
 from whisperx_api.errors import exception_handlers
 from whisperx_api.health.controllers import HealthController
@@ -20,7 +21,9 @@ from whisperx_api.openai_api.controllers import OpenAIController
 from whisperx_api.openapi import openapi_config
 from whisperx_api.request_id import add_request_id
 from whisperx_api.runtime import Runtime
+from whisperx_api.security.admission import admission_gate
 from whisperx_api.security.auth import bearer_auth
+from whisperx_api.security.rate_limit import rate_limit
 from whisperx_api.settings import Settings, get_settings
 from whisperx_api.speech.controllers import ServiceController, SpeechController
 from whisperx_api.tasks.controllers import TaskController
@@ -40,6 +43,18 @@ async def root() -> Redirect:
 def provide_runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
+
+
+def safeguards(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
+    """Outermost first: rate limit, then auth, then admission (all off by default)."""
+    layers: list[Callable[[ASGIApp], ASGIApp]] = []
+    if settings.rate_limit.enabled:
+        layers.append(rate_limit(settings))
+    if settings.auth.enabled:
+        layers.append(bearer_auth(settings.auth.bearer_token))
+    if settings.max_queued_gpu_requests:
+        layers.append(admission_gate)
+    return layers
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -66,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         before_send=[add_request_id],
-        middleware=[bearer_auth(settings.auth.bearer_token)] if settings.auth.enabled else [],
+        middleware=safeguards(settings),
         security=[{"BearerToken": []}] if settings.auth.enabled else None,
         openapi_config=openapi_config(version("whisperx-api")),
         request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,

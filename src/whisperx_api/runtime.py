@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from saq import Worker
 
     from whisperx_api.pipeline.engine import SpeechEngine
+    from whisperx_api.security.admission import Admission
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,20 @@ class Runtime:
         self.worker: Worker | None = None
         self.worker_started = False
         self._engine: SpeechEngine | None = None
+        self._admission: Admission | None = None
+
+    @property
+    def admission(self) -> Admission:
+        """MAX_QUEUED_GPU_REQUESTS slots, shared through Redis by every process of the deployment."""
+        if self._admission is None:
+            from whisperx_api.security.admission import Admission
+
+            s = self.settings
+            self._admission = Admission(
+                self.queue.redis, s.queue_name, s.max_queued_gpu_requests, s.sync_gpu_quota_fraction,
+                hold_s=s.job_timeout_s + 600,
+            )  # fmt: skip
+        return self._admission
 
     @property
     def engine(self) -> SpeechEngine:

@@ -34,7 +34,7 @@ from whisperx_api.pipeline.models import HUB_MODEL_NAMES, hub_offline_cached, lo
 from whisperx_api.pipeline.options import AlignOptions, AsrOptions, PipelineOptions, VadOptions, WhisperOptions
 from whisperx_api.runtime import Runtime
 from whisperx_api.speech.options import check_language, check_model
-from whisperx_api.speech.uploads import new_task_id, store_upload
+from whisperx_api.speech.uploads import new_task_id, overloaded, store_upload
 from whisperx_api.tasks.store import insert_task, update_task
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class SyncJob:
             )  # fmt: skip
         finally:
             self.runtime.media.delete(self.media)
+            await self.runtime.admission.release("sync", str(self.task_id))
 
     async def completed(self, result: dict[str, Any]) -> None:
         await update_task(
@@ -121,9 +122,12 @@ async def start_job(
         diarization=False,
     )  # fmt: skip
     task_id = new_task_id()
+    if not await runtime.admission.acquire("sync", str(task_id)):
+        raise overloaded("sync")
     try:
         media, info = await store_upload(runtime, form.file, task_id)
     except ApiError as exc:
+        await runtime.admission.release("sync", str(task_id))
         raise _as_400(exc) from None
     task_type = TaskType.OPENAI_TRANSLATION if task == "translate" else TaskType.OPENAI_TRANSCRIPTION
     await insert_task(

@@ -6,14 +6,12 @@ import hmac
 import re
 from collections.abc import Callable
 
-import msgspec
-from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
-from whisperx_api.errors import ErrorBody, ErrorDetail
+from whisperx_api.security.responses import send_error
 
 # open to probes and to people reading the docs (Swagger/Scalar "Authorize" then sends the token)
 OPEN_PATHS = re.compile(r"^/($|health(/|$)|docs(/|$))")
-CHALLENGE = b'Bearer realm="whisperx-api"'
 
 
 def _supplied_token(scope: Scope) -> bytes | None:
@@ -26,9 +24,6 @@ def _supplied_token(scope: Scope) -> bytes | None:
 
 def bearer_auth(token: str) -> Callable[[ASGIApp], ASGIApp]:
     expected = token.encode()
-    body = msgspec.json.encode(
-        ErrorBody(ErrorDetail("missing or invalid bearer token", "authentication_error", "AUTHENTICATION_FAILED"))
-    )
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -40,17 +35,10 @@ def bearer_auth(token: str) -> Callable[[ASGIApp], ASGIApp]:
             if supplied is not None and hmac.compare_digest(supplied, expected):
                 await app(scope, receive, send)
                 return
-            start: HTTPResponseStartEvent = {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", CHALLENGE),
-                ],
-            }
-            await send(start)
-            await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
+            await send_error(
+                send, 401, "missing or invalid bearer token", "AUTHENTICATION_FAILED",
+                {"WWW-Authenticate": 'Bearer realm="whisperx-api"'},
+            )  # fmt: skip
 
         return middleware
 

@@ -14,6 +14,7 @@ from whisperx_api.errors import ApiError
 from whisperx_api.pipeline.audio import ALLOWED_EXTENSIONS, MediaInfo, probe_media
 from whisperx_api.pipeline.errors import AudioProcessingError
 from whisperx_api.runtime import Runtime
+from whisperx_api.security.admission import RETRY_AFTER_S
 from whisperx_api.tasks.queue import enqueue_task
 from whisperx_api.tasks.store import insert_task
 
@@ -59,13 +60,23 @@ async def create_and_enqueue(
     audio_duration: float | None = None,
     language: str | None = None,
 ) -> UUID:
-    """Commit the task row first, then enqueue (the worker must see the row)."""
+    """Claim an admission slot, commit the task row, then enqueue (the worker must see the row)."""
+    if not await runtime.admission.acquire("async", str(task_id)):
+        runtime.media.delete(media_path)
+        raise overloaded("async")
     await insert_task(
         runtime, id=task_id, status=TaskStatus.QUEUED.value, task_type=task_type, params=params, media_path=media_path,
         file_name=file_name, url=url, callback_url=callback_url, audio_duration=audio_duration, language=language,
     )  # fmt: skip
     await enqueue_task(runtime, task_id)
     return task_id
+
+
+def overloaded(path: str) -> ApiError:
+    return ApiError(
+        503, f"the service is at its limit of in-flight {path} transcription requests; retry later",
+        "SERVICE_OVERLOADED", headers={"Retry-After": str(RETRY_AFTER_S)},
+    )  # fmt: skip
 
 
 def new_task_id() -> UUID:

@@ -108,4 +108,5 @@ class TaskController(Controller):
                 await session.delete(row)
                 await session.commit()
         runtime.media.delete(task.media_path)
+        await runtime.admission.release("async", str(task.id))
         return TaskDeleted(identifier=task.id)

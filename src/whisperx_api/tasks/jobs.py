@@ -65,6 +65,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
     tid = UUID(task_id)
     task = await find_task(runtime, tid)
     if task is None or task.status not in ACTIVE_STATUSES:
+        await runtime.admission.release("async", task_id)
         return "skipped"  # deleted, or already finished by an earlier attempt
     attempts = task.attempts + 1
     if attempts > runtime.settings.job_max_attempts:
@@ -129,6 +130,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
     )
     if not runtime.settings.keep_media and context.media_path is not None:
         runtime.media.delete(context.media_path)
+    await runtime.admission.release("async", task_id)
     from whisperx_api.tasks.callbacks import deliver_callback
 
     await deliver_callback(runtime, tid)

@@ -135,6 +135,7 @@ async def fail_interrupted(runtime: Runtime, task_id: UUID, attempts: int) -> No
         error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
         finished_at=datetime.now(UTC),
     )
+    await runtime.admission.release("async", str(task_id))
 
 
 async def hold_startup_sweep(queue: RedisQueue, seconds: int) -> None:
