@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from openai import OpenAI
+
 from tests.audio import duration, speak
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
 

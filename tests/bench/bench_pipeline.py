@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx
+
 from tests.audio import VOICE_A, VOICE_B, concatenate, duration, speak
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
 

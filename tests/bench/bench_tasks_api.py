@@ -30,7 +30,6 @@ from tests.support import (
     settings_env,
     start_server,
 )
-
 from whisperx_api.db.config import make_db_config, upgrade_database
 from whisperx_api.db.models import Task
 
