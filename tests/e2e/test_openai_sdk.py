@@ -198,3 +198,40 @@ def test_wrong_api_key_is_an_authentication_error(service: str, clips: dict[str,
     assert caught.value.code == "AUTHENTICATION_FAILED"
     with pytest.raises(openai.AuthenticationError):
         stranger.models.list()
+
+
+def test_rate_limit_and_overload_raise_the_sdk_classes(tmp_path: Path, clips: dict[str, Path]) -> None:
+    """A second server with a tight rate limit and one sync slot."""
+    import threading
+    import time
+
+    from tests.audio import concatenate
+    from tests.support import avoid_minute_edge
+
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'r.db'}")
+    env = {**settings_env(settings), "RATE_LIMIT__ENABLED": "true", "RATE_LIMIT__REQUESTS_PER_MINUTE": "4",
+           "RATE_LIMIT__BURST": "100", "MAX_QUEUED_GPU_REQUESTS": "1"}  # fmt: skip
+    port = free_port()
+    server = start_server(env, tmp_path / "s.log", port, worker_ready=True)
+    try:
+        client = OpenAI(api_key="x", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=120)
+        long_clip = tmp_path / "long.wav"
+        concatenate([clips["english"]] * 12, long_clip)
+        avoid_minute_edge(10)
+        holder = threading.Thread(
+            target=lambda: client.audio.transcriptions.create(model="tiny.en", file=long_clip.open("rb"))
+        )
+        holder.start()
+        time.sleep(1.0)  # the holder has uploaded and claimed the slot; its ~90 s of audio keeps it busy
+        with pytest.raises(openai.InternalServerError) as overloaded:  # 503: the one sync slot is taken
+            client.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"))
+        assert overloaded.value.status_code == 503 and overloaded.value.code == "SERVICE_OVERLOADED"
+        holder.join()
+        with pytest.raises(openai.RateLimitError) as limited:
+            for _ in range(5):
+                client.models.list()
+        assert limited.value.code == "RATE_LIMIT_EXCEEDED"
+        assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
+    finally:
+        server.stop()
+        clear_queue(settings.queue_name)
