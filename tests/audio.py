@@ -8,6 +8,27 @@ from pathlib import Path
 
 VOICE_A = ["-v", "en-us", "-p", "35", "-s", "150"]
 VOICE_B = ["-v", "en+f3", "-p", "75", "-s", "165"]
+# ~14 s of German, long enough for reliable language detection with `base`
+GERMAN = (
+    "Guten Morgen. Heute ist das Wetter sehr schön. Die Sonne scheint und die Kinder spielen im Garten. "
+    "Am Abend essen wir zusammen mit der ganzen Familie. Morgen fahren wir mit dem Zug nach Berlin."
+)
+GERMAN_VOICE = ["-v", "de", "-s", "140"]
+# words an English translation of GERMAN should use, and German words it must not contain
+GERMAN_IN_ENGLISH = {
+    "good",
+    "morning",
+    "today",
+    "weather",
+    "sun",
+    "garden",
+    "children",
+    "evening",
+    "family",
+    "train",
+    "berlin",
+}
+GERMAN_ONLY = {"und", "die", "heute", "sonne", "garten"}
 
 
 def speak(text: str, out: Path, voice: list[str] = VOICE_A) -> Path:

@@ -14,7 +14,19 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.audio import VOICE_A, Turn, concatenate, convert, dialogue, duration, speak
+from tests.audio import (
+    GERMAN,
+    GERMAN_IN_ENGLISH,
+    GERMAN_ONLY,
+    GERMAN_VOICE,
+    VOICE_A,
+    Turn,
+    concatenate,
+    convert,
+    dialogue,
+    duration,
+    speak,
+)
 from tests.metrics import der, normalise_text, wer
 from tests.support import clear_queue, make_settings, wait_for_status
 from whisperx_api.app import create_app
@@ -34,10 +46,6 @@ DIALOGUE = [
     ("B", "Yes, I think we should increase the marketing spend."),
     ("A", "That sounds reasonable to me."),
 ]
-GERMAN = (
-    "Guten Morgen. Heute ist das Wetter sehr schön. Die Sonne scheint und die Kinder spielen im Garten. "
-    "Am Abend essen wir zusammen mit der ganzen Familie. Morgen fahren wir mit dem Zug nach Berlin."
-)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +53,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("media")
     english = speak(ENGLISH, root / "english.wav")
     truth = dialogue(DIALOGUE, root / "dialogue.wav")
-    german = speak(GERMAN, root / "german.wav", ["-v", "de", "-s", "140"])
+    german = speak(GERMAN, root / "german.wav", GERMAN_VOICE)
     return {"english": english, "dialogue": root / "dialogue.wav", "truth": truth, "german": german, "root": root}
 
 
@@ -156,21 +164,8 @@ async def test_multilingual_base_detects_german_and_translates(
     )["result"]
     translated = normalise_text(text_of(english))
     assert english["task"] == "translate"
-    english_words = {
-        "good",
-        "morning",
-        "today",
-        "weather",
-        "sun",
-        "garden",
-        "children",
-        "evening",
-        "family",
-        "train",
-        "berlin",
-    }
-    assert len(english_words & set(translated.split())) >= 4, translated
-    assert not {"und", "die", "heute", "sonne", "garten"} & set(translated.split()), translated
+    assert len(GERMAN_IN_ENGLISH & set(translated.split())) >= 4, translated
+    assert not GERMAN_ONLY & set(translated.split()), translated
     assert all(w["start"] is not None for s in english["segments"] for w in s["words"])
 
 
