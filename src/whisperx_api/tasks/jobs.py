@@ -43,13 +43,22 @@ class JobContext:
     progress: Progress
 
 
-async def _report_progress(runtime: Runtime, task_id: UUID, progress: Progress, job: Job | None) -> None:
-    """Copy progress to the task row and keep the SAQ job's heartbeat fresh while threads work."""
+async def _report_progress(
+    runtime: Runtime, task_id: UUID, progress: Progress, job: Job | None, stop: asyncio.Event
+) -> None:
+    """Copy progress to the task row and keep the SAQ job's heartbeat fresh while threads work.
+
+    It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
+    Redis write can leave that connection unusable for the writes that follow.
+    """
     seen = 0
     last_touch = time.monotonic()
     touch_every = max(0.5, runtime.settings.job_heartbeat_s / 3)
-    while True:
-        await asyncio.sleep(PROGRESS_INTERVAL_S)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
+        if stop.is_set():
+            return
         version, stage, fraction = progress.snapshot()
         if version != seen:
             seen = version
@@ -85,7 +94,8 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
         progress=0.0,
     )
     progress = Progress()
-    reporter = asyncio.create_task(_report_progress(runtime, tid, progress, job))
+    stop_reporting = asyncio.Event()
+    reporter = asyncio.create_task(_report_progress(runtime, tid, progress, job, stop_reporting))
     context = JobContext(
         task_id=tid,
         task_type=task.task_type,
@@ -104,7 +114,7 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
             final["audio_duration"] = result.get("duration") or task.audio_duration
     except asyncio.CancelledError:
         # worker shutdown or SAQ timeout: SAQ re-queues the job; the row goes back to queued
-        reporter.cancel()
+        stop_reporting.set()
         with contextlib.suppress(Exception):
             await asyncio.shield(update_task(runtime, tid, status=TaskStatus.QUEUED.value, stage="requeued"))
         raise
@@ -118,8 +128,8 @@ async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
             "error_code": "INTERNAL_ERROR",
         }
     finally:
-        reporter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        stop_reporting.set()
+        with contextlib.suppress(Exception):
             await reporter
     await update_task(
         runtime,
