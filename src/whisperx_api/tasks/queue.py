@@ -6,7 +6,6 @@ The database is the source of truth; an SAQ job carries only the task id, under 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -183,7 +182,12 @@ async def start_worker(runtime: Runtime, *, in_process: bool) -> asyncio.Task[No
     async def run() -> None:
         await asyncio.to_thread(_load_pipeline_code, runtime)
         await hold_startup_sweep(runtime.queue, max(2, runtime.settings.job_heartbeat_s))
-        await reconcile_tasks(runtime)
+        try:
+            await reconcile_tasks(runtime)
+        except Exception:
+            # a database that is down now must not keep the worker from starting; the next
+            # start reconciles again, and live jobs are protected by heartbeats meanwhile
+            logger.exception("could not reconcile unfinished tasks at start-up")
         runtime.worker_started = True
         await worker.start()
 
@@ -198,5 +202,9 @@ async def stop_worker(runtime: Runtime, worker_task: asyncio.Task[None]) -> None
             worker._shutdown_grace_period_s = 0
         await worker.stop()
     worker_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await worker_task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("the queue worker ended with an error")
