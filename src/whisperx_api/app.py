@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from litestar import Litestar, Response, get
+from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.response import Redirect
@@ -87,6 +87,3 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,
         debug=False,
     )
-
-
-__all__ = ["Response", "create_app"]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ValidationException
@@ -263,6 +262,3 @@ def servable_models(runtime: Runtime) -> list[str]:
     if not hub_offline_cached():
         names += [n for n in HUB_MODEL_NAMES if n not in names]
     return names
-
-
-__all__ = ["OpenAIController", "msgspec"]

@@ -32,7 +32,7 @@ from whisperx_api.pipeline.models import (
     resolve_device,
     resolve_whisper_model,
 )
-from whisperx_api.pipeline.options import AlignOptions, DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
+from whisperx_api.pipeline.options import DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
 from whisperx_api.pipeline.progress import ProgressCallback, stage_span
 from whisperx_api.pipeline.transcribe import load_whisper, transcribe
 from whisperx_api.pipeline.vad import PyannoteVad, Region, SileroVad, VadModel, merge_regions
@@ -295,6 +295,3 @@ def combine(transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> di
         "word_segments": [w for s in segments for w in s.get("words", [])],
         "speakers": sorted({t.speaker for t in turns}),
     }
-
-
-__all__ = ["AlignOptions", "EngineConfig", "SpeechEngine", "combine"]

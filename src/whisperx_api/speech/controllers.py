@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 import msgspec
 from litestar import Controller, post
@@ -21,7 +20,6 @@ from whisperx_api.speech.schemas import (
     CombineForm,
     DiarizationIn,
     MediaForm,
-    PipelineParams,
     ProbeForm,
     TranscriptIn,
     TurnIn,
@@ -136,6 +134,3 @@ class ServiceController(Controller):
             file_name=data.file.filename, audio_duration=info.duration,
         )  # fmt: skip
         return TaskQueued(identifier=task_id)
-
-
-__all__ = ["UUID", "PipelineParams", "ServiceController", "SpeechController"]
