@@ -135,6 +135,3 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: handle_http,
     Exception: handle_unexpected,
 }
-
-# Documented on every route so the OpenAPI spec shows the error shape.
-ERROR_RESPONSES_DOC = "error body: {error: {message, type, code, param}}"

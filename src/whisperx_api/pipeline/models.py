@@ -242,10 +242,6 @@ class ModelCache:
                 entry.last_used = time.monotonic()
                 self._evict()
 
-    def loaded(self) -> list[tuple[str, ...]]:
-        with self._lock:
-            return list(self._entries)
-
 
 class ComputeLimit:
     """MAX_CONCURRENT_GPU_TASKS, held around model calls by the code that makes them."""
