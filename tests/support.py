@@ -86,7 +86,10 @@ def pg_url(name: str) -> str:
 
 def clear_queue(queue_name: str) -> None:
     client = redis.Redis.from_url(REDIS_URL)
-    keys = [*client.scan_iter(f"saq:{queue_name}:*"), *client.scan_iter(f"saq:job:{queue_name}:*")]
+    keys = [
+        *client.scan_iter(f"saq:{queue_name}:*"), *client.scan_iter(f"saq:job:{queue_name}:*"),
+        *client.scan_iter(f"{queue_name}:*"),
+    ]  # fmt: skip
     if keys:
         client.delete(*keys)
 

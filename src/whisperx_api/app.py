@@ -25,6 +25,7 @@ from whisperx_api.security.admission import admission_gate
 from whisperx_api.security.auth import bearer_auth
 from whisperx_api.security.rate_limit import rate_limit
 from whisperx_api.settings import Settings, get_settings
+from whisperx_api.speakers.controllers import SpeakerController
 from whisperx_api.speech.controllers import ServiceController, SpeechController
 from whisperx_api.tasks.controllers import TaskController
 from whisperx_api.tasks.queue import start_worker, stop_worker
@@ -76,7 +77,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.close()
 
     return Litestar(
-        route_handlers=[root, HealthController, TaskController, SpeechController, ServiceController, OpenAIController],
+        route_handlers=[
+            root,
+            HealthController,
+            TaskController,
+            SpeechController,
+            ServiceController,
+            OpenAIController,
+            SpeakerController,
+        ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

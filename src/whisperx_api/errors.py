@@ -83,6 +83,7 @@ def error_response(
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"parameter '([^']+)'")
 
 
 def _validation_param(extra: Any) -> tuple[str | None, str | None]:
@@ -103,6 +104,8 @@ def _validation_param(extra: Any) -> tuple[str | None, str | None]:
 
 def handle_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorBody]:
     param, detail = _validation_param(exc.extra)
+    if param is None and (missing := _MISSING_PARAMETER.search(str(exc.detail))):
+        param = missing.group(1)
     message = f"{param}: {detail}" if param and detail else (detail or str(exc.detail))
     return error_response(422, message, "VALIDATION_ERROR", param)
 

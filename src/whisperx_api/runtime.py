@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from whisperx_api.pipeline.engine import SpeechEngine
     from whisperx_api.security.admission import Admission
+    from whisperx_api.speakers.library import SpeakerLibrary
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ class Runtime:
         self.worker_started = False
         self._engine: SpeechEngine | None = None
         self._admission: Admission | None = None
+        self._speakers: SpeakerLibrary | None = None
+
+    @property
+    def speakers(self) -> SpeakerLibrary:
+        """The speaker library, with this process's search indexes."""
+        if self._speakers is None:
+            from whisperx_api.speakers.library import SpeakerLibrary
+
+            self._speakers = SpeakerLibrary(self.db, self.queue.redis, self.settings.queue_name)
+        return self._speakers
 
     @property
     def admission(self) -> Admission:

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
-from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.progress import ProgressCallback
 from whisperx_api.pipeline.vad import Region
 
@@ -62,13 +61,6 @@ class SpeakerEncoder:
                     batch = torch.from_numpy(np.stack([mels[j] for j in chunk])).to(self.device)
                     out[chunk] = self._encoder(batch).cpu().numpy()
         return out
-
-    def embed_speech(self, audio: np.ndarray, regions: list[Region]) -> np.ndarray:
-        """One normalised vector for all the speech in `regions` (for enrolment)."""
-        windows = sliding_windows(regions)
-        if not windows:
-            raise PipelineError("no speech long enough to embed", "NO_SPEECH")
-        return normalise(self.embed_windows(audio, windows).mean(axis=0))
 
 
 def normalise(vector: np.ndarray) -> np.ndarray:

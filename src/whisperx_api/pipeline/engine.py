@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +49,14 @@ class EngineConfig:
     max_concurrent: int = 1
     model_cache_size: int = 2
     model_idle_unload_s: float = 1800
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    vector: np.ndarray
+    encoder_model: str
+    speech_seconds: float
+    duration: float
 
 
 class SpeechEngine:
@@ -176,17 +184,30 @@ class SpeechEngine:
             )
         return turns, embeddings, {"backend": "embedded", "model": diarize_stage.EMBEDDED_MODEL}
 
+    def speaker_encoder_model(self, backend: str) -> str:
+        """The id of the encoder that diarization with `backend` would use (nothing is loaded)."""
+        if backend == "pyannote" or (backend == "auto" and self.pyannote_configured()):
+            return self.config.pyannote_pipeline
+        return diarize_stage.EMBEDDED_MODEL
+
     def pyannote_configured(self) -> bool:
         return bool(self.config.hf_token) or Path(self.config.pyannote_pipeline).exists()
 
-    def speaker_embedding(self, path: Path, device: str = "auto") -> tuple[np.ndarray, str]:
-        """One vector for the speech in a file (speaker enrolment)."""
+    def speaker_embedding(self, path: Path, options: PipelineOptions) -> Enrolment:
+        """One voice's vector from a recording of that voice (speaker enrolment).
+
+        The file is diarized as one speaker, so the vector comes from the same encoder, and is
+        comparable with, the per-speaker vectors of diarization tasks.
+        """
         audio = decode_audio(path)
-        whisper = WhisperOptions(device=device)
-        regions = self.speech_regions(audio, VadOptions(), whisper)
-        resolved = resolve_device(device)
-        with self._model(("speaker-encoder", resolved), lambda: diarize_stage.SpeakerEncoder(resolved)) as encoder:
-            return encoder.embed_speech(audio, regions), encoder.model_id
+        regions = self.speech_regions(audio, options.vad, options.whisper)
+        single = replace(options.diarize, num_speakers=1, min_speakers=None, max_speakers=None, return_embeddings=True)
+        turns, embeddings, diarizer = self.diarize(audio, regions, single, options.whisper, lambda _s, _f: None)
+        if not embeddings:
+            raise PipelineError("no speech long enough to take a voice sample from was found", "NO_SPEECH")
+        vector = np.asarray(next(iter(embeddings.values())), dtype=np.float32)
+        speech = round(sum(t.end - t.start for t in turns), 3)
+        return Enrolment(vector, diarizer["model"], speech, round(len(audio) / SAMPLE_RATE, 3))
 
     # -- task entry points --------------------------------------------------------------
     def run(

@@ -74,7 +74,8 @@ class Admission:
 
 
 ASYNC_PREFIXES = ("/speech-to-text", "/service/")
-SYNC_PREFIX = "/v1/audio/"
+# enrolment runs the speaker encoder within the request, like /v1/audio/*
+SYNC_PREFIXES = ("/v1/audio/", "/speakers/enroll")
 
 
 def admission_gate(app: ASGIApp) -> ASGIApp:
@@ -83,7 +84,7 @@ def admission_gate(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") == "POST":
             path: Path | None = (
-                "sync" if scope["path"].startswith(SYNC_PREFIX)
+                "sync" if scope["path"].startswith(SYNC_PREFIXES)
                 else "async" if scope["path"].startswith(ASYNC_PREFIXES) else None
             )  # fmt: skip
             admission: Admission = scope["app"].state.runtime.admission

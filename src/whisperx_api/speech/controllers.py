@@ -12,14 +12,17 @@ from litestar.params import Body
 from whisperx_api.db.models import TaskType
 from whisperx_api.errors import ApiError
 from whisperx_api.openapi import error_responses
+from whisperx_api.pipeline.options import PipelineOptions
 from whisperx_api.runtime import Runtime
 from whisperx_api.security.outbound import OutboundError, parse_networks, resolve_target
-from whisperx_api.speech.options import build_options, decode_json_upload
+from whisperx_api.settings import Settings
+from whisperx_api.speech.options import build_naming, build_options, decode_json_upload
 from whisperx_api.speech.schemas import (
     AlignForm,
     CombineForm,
     DiarizationIn,
     MediaForm,
+    PipelineParams,
     ProbeForm,
     TranscriptIn,
     TurnIn,
@@ -45,15 +48,28 @@ async def check_callback(runtime: Runtime, url: str | None) -> str | None:
     return url
 
 
+def task_params(
+    form: PipelineParams, task_type: TaskType, settings: Settings
+) -> tuple[PipelineOptions, dict[str, Any]]:
+    """Checked options of a pipeline task and the parameters its job will get."""
+    options = build_options(form, settings)
+    diarizes = task_type == TaskType.DIARIZATION or (task_type == TaskType.FULL_PROCESS and options.diarization)
+    params: dict[str, Any] = {"options": options.as_dict()}
+    naming = build_naming(form, diarizes)
+    if naming.wanted:
+        params["speakers"] = naming.as_dict()
+    return options, params
+
+
 async def queue_upload(
     runtime: Runtime, form: MediaForm | AlignForm, task_type: TaskType, extra: dict[str, Any] | None = None
 ) -> TaskQueued:
-    options = build_options(form, runtime.settings)
+    options, params = task_params(form, task_type, runtime.settings)
     callback = await check_callback(runtime, form.callback_url)
     task_id = new_task_id()
     path, info = await store_upload(runtime, form.file, task_id)
     await create_and_enqueue(
-        runtime, task_id=task_id, task_type=task_type.value, params={"options": options.as_dict(), **(extra or {})},
+        runtime, task_id=task_id, task_type=task_type.value, params={**params, **(extra or {})},
         media_path=path, file_name=form.file.filename, callback_url=callback, audio_duration=info.duration,
         language=options.whisper.language,
     )  # fmt: skip
@@ -71,13 +87,13 @@ class SpeechController(Controller):
     @post("/speech-to-text-url", status_code=200, responses={**UPLOAD_ERRORS, **error_responses(502, 504)},
           summary="Transcribe, align and diarize media fetched from an http(s) URL (queued)")  # fmt: skip
     async def speech_to_text_url(self, runtime: Runtime, data: Annotated[UrlForm, URL_FORM]) -> TaskQueued:
-        options = build_options(data, runtime.settings)
+        options, params = task_params(data, TaskType.FULL_PROCESS, runtime.settings)
         callback = await check_callback(runtime, data.callback_url)
         task_id = new_task_id()
         path, name = await download(runtime, data.url, task_id)
         info = await probe_stored(runtime, path, "url")
         await create_and_enqueue(
-            runtime, task_id=task_id, task_type=TaskType.FULL_PROCESS.value, params={"options": options.as_dict()},
+            runtime, task_id=task_id, task_type=TaskType.FULL_PROCESS.value, params=params,
             media_path=path, file_name=name, url=data.url, callback_url=callback, audio_duration=info.duration,
             language=options.whisper.language,
         )  # fmt: skip

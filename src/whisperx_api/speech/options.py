@@ -18,6 +18,7 @@ from whisperx_api.pipeline.options import (
     WhisperOptions,
 )
 from whisperx_api.settings import Settings
+from whisperx_api.speakers.naming import SpeakerNaming
 from whisperx_api.speech.schemas import PipelineParams
 
 LANGUAGE_CODES = frozenset(_LANGUAGE_CODES)
@@ -121,6 +122,18 @@ def build_options(params: PipelineParams, settings: Settings) -> PipelineOptions
         ),
         diarization=params.diarize,
     )
+
+
+def build_naming(params: PipelineParams, diarizes: bool) -> SpeakerNaming:
+    """What the task asks of the speaker library; asking it of a task without diarization is a 422."""
+    naming = SpeakerNaming(params.identify_speakers, params.auto_store_speakers, params.speaker_threshold)
+    if naming.wanted and not diarizes:
+        param = "identify_speakers" if params.identify_speakers else "auto_store_speakers"
+        raise ApiError(
+            422, f"{param} needs diarization, which this request does not run (diarize=false or a service "
+            "without diarization)", "VALIDATION_ERROR", param,
+        )  # fmt: skip
+    return naming
 
 
 def decode_json_upload(raw: bytes, schema: Any, param: str) -> Any:

@@ -53,6 +53,10 @@ class PipelineParams(msgspec.Struct, kw_only=True):
     min_speakers: Speakers | None = None
     max_speakers: Speakers | None = None
     return_embeddings: bool = False
+    # speaker library
+    identify_speakers: bool = False
+    auto_store_speakers: bool = False
+    speaker_threshold: Probability = 0.7
     # delivery
     callback_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
 

@@ -1,0 +1,255 @@
+"""/speakers: the speaker library (CRUD, enrolment from audio, similarity search, identification)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+import numpy as np
+from litestar import Controller, delete, get, post, put
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from sqlalchemy import select
+
+from whisperx_api.db.models import Speaker
+from whisperx_api.errors import ApiError
+from whisperx_api.openapi import error_responses
+from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.options import DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
+from whisperx_api.runtime import Runtime
+from whisperx_api.speakers.library import Comparison, NewSpeaker
+from whisperx_api.speakers.schemas import (
+    Candidate,
+    EnrolledSpeaker,
+    EnrollForm,
+    IdentifyRequest,
+    IdentifyResponse,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SpeakerCreate,
+    SpeakerDeleted,
+    SpeakerList,
+    SpeakerOut,
+    SpeakersDeleted,
+    SpeakerUpdate,
+    to_out,
+)
+from whisperx_api.speakers.vectors import VectorError, prepare
+from whisperx_api.speech.uploads import new_task_id, overloaded, store_upload
+
+MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
+
+
+def parse_speaker_id(identifier: str) -> UUID:
+    try:
+        return UUID(identifier)
+    except ValueError:
+        raise ApiError(
+            404, f"speaker {identifier[:64]!r} not found (speaker ids are UUIDs)", "SPEAKER_NOT_FOUND", "speaker_id"
+        ) from None
+
+
+def not_found(speaker_id: UUID) -> ApiError:
+    return ApiError(404, f"speaker {speaker_id} not found", "SPEAKER_NOT_FOUND", "speaker_id")
+
+
+def clean_label(label: str) -> str:
+    cleaned = " ".join(label.split())
+    if not cleaned:
+        raise ApiError(422, "speaker_label must not be blank", "VALIDATION_ERROR", "speaker_label")
+    return cleaned
+
+
+def vector_of(values: list[float], param: str = "embedding") -> np.ndarray:
+    try:
+        return prepare(values)
+    except VectorError as exc:
+        raise ApiError(422, f"{param}: {exc.message}", exc.code, param) from None
+
+
+async def checked_vector(runtime: Runtime, values: list[float], encoder_model: str) -> np.ndarray:
+    vector = vector_of(values)
+    try:
+        await runtime.speakers.check_dimension(encoder_model, int(vector.size))
+    except VectorError as exc:
+        raise ApiError(422, exc.message, exc.code, "embedding") from None
+    return vector
+
+
+def default_encoder(runtime: Runtime) -> str:
+    return runtime.engine.speaker_encoder_model(runtime.settings.diarization_backend)
+
+
+async def comparison_note(runtime: Runtime, comparison: Comparison, dimension: int) -> str | None:
+    """Why nothing could be compared, naming what the library does hold."""
+    if comparison.compared:
+        return None
+    held = [f"{model} ({dim}-dim): {count}" for model, dim, count in await runtime.speakers.holdings()]
+    return f"no stored speakers were made by encoder {comparison.encoder_model!r} with {dimension} dimensions; " + (
+        f"the library holds {'; '.join(held)}" if held else "the library is empty"
+    )
+
+
+async def rows_by_id(runtime: Runtime, ids: list[UUID]) -> dict[UUID, Speaker]:
+    if not ids:
+        return {}
+    async with runtime.db.get_session() as session:
+        rows = (await session.execute(select(Speaker).where(Speaker.id.in_(ids)))).scalars().all()
+    return {row.id: row for row in rows}
+
+
+class SpeakerController(Controller):
+    path = "/speakers"
+    tags = ["Speakers"]
+
+    @post("/", status_code=201, summary="Store a speaker vector under a label",
+          responses=error_responses(400, 422))  # fmt: skip
+    async def create_speaker(self, runtime: Runtime, data: SpeakerCreate) -> SpeakerOut:
+        encoder_model = data.encoder_model or default_encoder(runtime)
+        vector = await checked_vector(runtime, data.embedding, encoder_model)
+        (speaker,) = await runtime.speakers.add(
+            [NewSpeaker(clean_label(data.speaker_label), vector, encoder_model, data.description, data.task_uuid)]
+        )
+        return to_out(speaker, with_embedding=True)
+
+    @post("/enroll", status_code=201, responses=error_responses(400, 413, 415, 422, 503),
+          summary="Enrol a voice from a recording of that one person (several samples per label are allowed)")  # fmt: skip
+    async def enroll(self, runtime: Runtime, data: Annotated[EnrollForm, MULTIPART]) -> EnrolledSpeaker:
+        label = clean_label(data.speaker_label)
+        settings = runtime.settings
+        sample_id = new_task_id()
+        # the encoder runs here and now, like the synchronous /v1 path, so it takes a sync slot
+        if not await runtime.admission.acquire("sync", str(sample_id)):
+            raise overloaded("sync")
+        path: str | None = None
+        try:
+            path, _info = await store_upload(runtime, data.file, sample_id)
+            options = PipelineOptions(
+                whisper=WhisperOptions(device=settings.device, compute_type=settings.compute_type),
+                vad=VadOptions(vad_method=settings.vad_method),
+                diarize=DiarizeOptions(backend=settings.diarization_backend),
+            )
+            engine = runtime.engine
+            enrolment = await engine.call(engine.speaker_embedding, Path(path), options)
+        except PipelineError as exc:
+            status = 422 if exc.code in ("NO_SPEECH", "AUDIO_PROCESSING_ERROR") else 500
+            raise ApiError(status, exc.message, exc.code, "file") from None
+        finally:
+            runtime.media.delete(path)
+            await runtime.admission.release("sync", str(sample_id))
+        vector = vector_of(enrolment.vector.tolist(), "file")
+        try:
+            await runtime.speakers.check_dimension(enrolment.encoder_model, int(vector.size))
+        except VectorError as exc:
+            raise ApiError(422, exc.message, exc.code, "file") from None
+        (speaker,) = await runtime.speakers.add(
+            [NewSpeaker(label, vector, enrolment.encoder_model, data.description, data.task_uuid)]
+        )
+        out = to_out(speaker)
+        return EnrolledSpeaker(
+            **msgspec.structs.asdict(out), speech_seconds=enrolment.speech_seconds, audio_duration=enrolment.duration
+        )
+
+    @get("/", summary="List stored speakers, newest first", responses=error_responses(422))
+    async def list_speakers(
+        self,
+        runtime: Runtime,
+        task_id: Annotated[UUID | None, Parameter(description="only speakers linked to this task")] = None,
+        label: Annotated[str | None, Parameter(description="only speakers with exactly this label")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000, description="page size")] = 100,
+        offset: Annotated[int, Parameter(ge=0, description="rows to skip")] = 0,
+        include_embeddings: Annotated[bool, Parameter(description="include each vector")] = False,
+    ) -> SpeakerList:
+        rows, total = await runtime.speakers.page(task_id=task_id, label=label, limit=limit, offset=offset)
+        return SpeakerList([to_out(r, include_embeddings) for r in rows], total=total, limit=limit, offset=offset)
+
+    @delete("/", status_code=200, summary="Delete every speaker linked to a task", responses=error_responses(422))
+    async def delete_for_task(
+        self, runtime: Runtime, task_id: Annotated[UUID, Parameter(description="the task whose speakers go")]
+    ) -> SpeakersDeleted:
+        return SpeakersDeleted(task_id=task_id, deleted=await runtime.speakers.delete_for_task(task_id))
+
+    @get("/{speaker_id:str}", summary="Get a stored speaker with its vector", responses=error_responses(404))
+    async def get_speaker(self, runtime: Runtime, speaker_id: str) -> SpeakerOut:
+        sid = parse_speaker_id(speaker_id)
+        speaker = await runtime.speakers.get(sid)
+        if speaker is None:
+            raise not_found(sid)
+        return to_out(speaker, with_embedding=True)
+
+    @put("/{speaker_id:str}", summary="Change a speaker's label, description, task link or vector (partial)",
+         responses=error_responses(404, 422))  # fmt: skip
+    async def update_speaker(self, runtime: Runtime, speaker_id: str, data: SpeakerUpdate) -> SpeakerOut:
+        sid = parse_speaker_id(speaker_id)
+        given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        if not given:
+            raise ApiError(422, "the update is empty; give at least one field to change", "EMPTY_UPDATE")
+        current = await runtime.speakers.get(sid)
+        if current is None:
+            raise not_found(sid)
+        changes: dict[str, Any] = {}
+        if "speaker_label" in given:
+            changes["label"] = clean_label(given["speaker_label"])
+        if "description" in given:
+            changes["description"] = given["description"]
+        if "task_uuid" in given:
+            changes["task_id"] = given["task_uuid"]
+        if "embedding" in given:
+            encoder_model = given.get("encoder_model") or current.encoder_model
+            changes["vector"] = await checked_vector(runtime, given["embedding"], encoder_model)
+            changes["encoder_model"] = encoder_model
+        elif "encoder_model" in given:
+            raise ApiError(
+                422, "encoder_model can change only together with the embedding it describes", "VALIDATION_ERROR",
+                "encoder_model",
+            )  # fmt: skip
+        updated = await runtime.speakers.update(sid, changes)
+        if updated is None:
+            raise not_found(sid)
+        return to_out(updated, with_embedding=True)
+
+    @delete("/{speaker_id:str}", status_code=200, summary="Delete a stored speaker", responses=error_responses(404))
+    async def delete_speaker(self, runtime: Runtime, speaker_id: str) -> SpeakerDeleted:
+        sid = parse_speaker_id(speaker_id)
+        if not await runtime.speakers.delete(sid):
+            raise not_found(sid)
+        return SpeakerDeleted(id=sid)
+
+    @post("/search", status_code=200, responses=error_responses(400, 422),
+          summary="Stored speakers most similar to a vector (cosine similarity, most similar first)")  # fmt: skip
+    async def search(self, runtime: Runtime, data: SearchRequest) -> SearchResponse:
+        encoder_model = data.encoder_model or default_encoder(runtime)
+        query = await checked_vector(runtime, data.embedding, encoder_model)
+        comparison, hits = await runtime.speakers.search(query, encoder_model, data.limit, data.threshold)
+        rows = await rows_by_id(runtime, [h.entry.id for h in hits])
+        return SearchResponse(
+            # a row deleted since the index snapshot was taken is left out
+            results=[SearchHit(to_out(rows[h.entry.id]), h.similarity) for h in hits if h.entry.id in rows],
+            encoder_model=encoder_model, dimension=int(query.size), compared=comparison.compared,
+            note=await comparison_note(runtime, comparison, int(query.size)),
+        )  # fmt: skip
+
+    @post("/identify", status_code=200, responses=error_responses(400, 404, 422),
+          summary="The stored person a vector belongs to: the best label above the threshold, else 404")  # fmt: skip
+    async def identify(self, runtime: Runtime, data: IdentifyRequest) -> IdentifyResponse:
+        encoder_model = data.encoder_model or default_encoder(runtime)
+        query = await checked_vector(runtime, data.embedding, encoder_model)
+        comparison, ranked = await runtime.speakers.identify(query, encoder_model, data.threshold)
+        if not comparison.compared:
+            note = await comparison_note(runtime, comparison, int(query.size))
+            raise ApiError(404, f"nothing to identify against: {note}", "NO_COMPARABLE_SPEAKERS", "embedding")
+        rows = await rows_by_id(runtime, [hit.entry.id for hit, _ in ranked[:1]])
+        if not ranked or ranked[0][0].entry.id not in rows:
+            raise ApiError(
+                404, f"no stored speaker reaches similarity {data.threshold} (compared with {comparison.compared})",
+                "SPEAKER_NOT_IDENTIFIED", "embedding",
+            )  # fmt: skip
+        best, samples = ranked[0]
+        return IdentifyResponse(
+            speaker_label=best.entry.label, similarity=best.similarity, speaker=to_out(rows[best.entry.id]),
+            samples=samples, encoder_model=encoder_model, compared=comparison.compared,
+            candidates=[Candidate(hit.entry.label, hit.similarity, n) for hit, n in ranked],
+        )  # fmt: skip

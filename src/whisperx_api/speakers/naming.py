@@ -1,0 +1,138 @@
+"""Names for diarized speakers: identify them against the library, store the new ones.
+
+Runs after a diarization task's pipeline, on its result (the pipeline itself knows nothing of
+the library).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from uuid import UUID
+
+from whisperx_api.speakers.library import NewSpeaker, SpeakerLibrary
+from whisperx_api.speakers.vectors import Hit, VectorError, prepare
+
+
+@dataclass(frozen=True)
+class SpeakerNaming:
+    """What a diarization task asked of the speaker library."""
+
+    identify: bool = False
+    auto_store: bool = False
+    threshold: float = 0.7
+
+    @property
+    def wanted(self) -> bool:
+        return self.identify or self.auto_store
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SpeakerNaming:
+        return cls(**(data or {}))
+
+
+def stored_label(raw: str, task_id: UUID) -> str:
+    """Label of an auto-stored speaker until someone renames it: its diarization label and task."""
+    return f"{raw}-{str(task_id)[:8]}"
+
+
+def assign(candidates: dict[str, list[Hit]], threshold: float) -> dict[str, Hit]:
+    """One library label per diarized speaker, best similarity first.
+
+    The diarizer says the speakers of one recording are different people, so a label is given
+    to one of them at most.
+    """
+    pairs = sorted(
+        ((hit.similarity, raw, hit) for raw, hits in candidates.items() for hit in hits if hit.similarity >= threshold),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    chosen: dict[str, Hit] = {}
+    used: set[str] = set()
+    for _, raw, hit in pairs:
+        if raw not in chosen and hit.entry.label not in used:
+            chosen[raw] = hit
+            used.add(hit.entry.label)
+    return chosen
+
+
+def relabel(result: dict[str, Any], names: dict[str, str]) -> None:
+    """Replace raw speaker labels in segments and words; the segment keeps the raw one."""
+    identification = result.get("speaker_identification", {})
+    for segment in result.get("segments", []):
+        raw = segment.get("speaker")
+        if raw in names:
+            segment["speaker"] = names[raw]
+            segment["speaker_raw"] = raw
+            segment["speaker_similarity"] = identification[raw]["similarity"]
+        for word in segment.get("words") or []:
+            if word.get("speaker") in names:
+                word["speaker"] = names[word["speaker"]]
+    if "word_segments" in result:
+        result["word_segments"] = [w for s in result.get("segments", []) for w in s.get("words") or []]
+    result["speakers"] = sorted({names.get(raw, raw) for raw in result.get("speakers", [])})
+
+
+async def name_speakers(
+    library: SpeakerLibrary, task_id: UUID, result: dict[str, Any], naming: SpeakerNaming, keep_embeddings: bool
+) -> dict[str, Any]:
+    """Add `speaker_identification` to a diarization result (and apply it when asked)."""
+    embeddings: dict[str, list[float]] = result.get("speaker_embeddings") or {}
+    encoder_model = str(result.get("diarization", {}).get("model", ""))
+    vectors = {}
+    for raw, values in embeddings.items():
+        try:
+            vectors[raw] = prepare(values)
+        except VectorError:  # a speaker too short to embed: nothing to compare
+            continue
+    # the task's own earlier attempt may have stored speakers already: never compare with those
+    candidates: dict[str, list[Hit]] = {}
+    for raw, vector in vectors.items():
+        _, ranked = await library.identify(vector, encoder_model, -1.0, exclude_task=task_id, limit=len(vectors))
+        candidates[raw] = [hit for hit, _samples in ranked]
+    identified = assign(candidates, naming.threshold)
+
+    report: dict[str, dict[str, Any]] = {}
+    for raw in sorted(embeddings):
+        hit = identified.get(raw)
+        if hit is not None:
+            report[raw] = {
+                "status": "identified", "label": hit.entry.label, "speaker_id": str(hit.entry.id),
+                "similarity": hit.similarity,
+            }  # fmt: skip
+        else:
+            closest = candidates.get(raw, [])
+            report[raw] = {
+                "status": "unknown", "label": None, "speaker_id": None,
+                "similarity": closest[0].similarity if closest else None,
+                "closest_label": closest[0].entry.label if closest else None,
+            }  # fmt: skip
+
+    if naming.auto_store:
+        unknown = [raw for raw in sorted(vectors) if raw not in identified]
+        # an earlier attempt of this task may have stored some already
+        stored = {s.label: s for s in (await library.page(task_id=task_id, label=None, limit=1000, offset=0))[0]}
+        new = [
+            NewSpeaker(
+                stored_label(raw, task_id),
+                vectors[raw],
+                encoder_model,
+                f"auto-stored from task {task_id} ({raw})",
+                task_id,
+            )
+            for raw in unknown
+            if stored_label(raw, task_id) not in stored
+        ]
+        stored.update({s.label: s for s in await library.add(new)})
+        for raw in unknown:
+            speaker = stored[stored_label(raw, task_id)]
+            report[raw].update(status="stored", stored_label=speaker.label, stored_speaker_id=str(speaker.id))
+
+    result["speaker_identification"] = report
+    if naming.identify:
+        relabel(result, {raw: hit.entry.label for raw, hit in identified.items()})
+    if not keep_embeddings:
+        result.pop("speaker_embeddings", None)
+    return result
