@@ -205,7 +205,7 @@ async def stop_worker(runtime: Runtime, worker_task: asyncio.Task[None]) -> None
     # A cancellation that lands in a library call during start-up can be swallowed there; the
     # start-up then goes on to start the worker, which would wait forever. Stop that worker too.
     while not (await asyncio.wait({worker_task}, timeout=0.5))[0]:
-        if hasattr(worker, "event"):
+        if worker is not None and hasattr(worker, "event"):
             await worker.stop()
         worker_task.cancel()
     try:
