@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -173,3 +174,20 @@ def avoid_minute_edge(margin_s: float = 3.0) -> None:
     into = time.time() % 60
     if into > 60 - margin_s:
         time.sleep(60 - into + 0.05)
+
+
+async def submit(client: httpx.AsyncClient, path: Path, endpoint: str = "/speech-to-text", **fields: Any) -> str:
+    data = {
+        k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in fields.items()
+    }
+    with path.open("rb") as fh:
+        response = await client.post(endpoint, files={"file": (path.name, fh)}, data=data)
+    assert response.status_code == 200, response.text
+    return str(response.json()["identifier"])
+
+
+async def result_of(client: httpx.AsyncClient, identifier: str, timeout: float = 240) -> dict[str, Any]:
+    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=timeout)
+    assert task["status"] == "completed", task
+    return task

@@ -8,7 +8,6 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from tests.audio import (
     speak,
 )
 from tests.metrics import der, normalise_text, wer
-from tests.support import clear_queue, make_settings, wait_for_status
+from tests.support import clear_queue, make_settings, result_of, submit, wait_for_status
 from whisperx_api.app import create_app
 from whisperx_api.settings import Settings
 
@@ -65,23 +64,6 @@ async def app_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     async with AsyncTestClient(app=app, timeout=120) as client:
         yield client, settings
     clear_queue(settings.queue_name)
-
-
-async def submit(client: AsyncTestClient, path: Path, endpoint: str = "/speech-to-text", **fields: Any) -> str:
-    data = {
-        k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v))
-        for k, v in fields.items()
-    }
-    with path.open("rb") as fh:
-        response = await client.post(endpoint, files={"file": (path.name, fh)}, data=data)
-    assert response.status_code == 200, response.text
-    return str(response.json()["identifier"])
-
-
-async def result_of(client: AsyncTestClient, identifier: str, timeout: float = 240) -> dict[str, Any]:
-    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=timeout)
-    assert task["status"] == "completed", task
-    return task
 
 
 def text_of(result: dict[str, Any]) -> str:

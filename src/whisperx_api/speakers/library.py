@@ -61,6 +61,7 @@ class SpeakerLibrary:
         self._version: bytes | None = None
         self._indexes: dict[IndexKey, VectorIndex] = {}
         self._lock = asyncio.Lock()
+        self.loads = 0  # index loads from the database, for tests and benchmarks
 
     # -- rows -----------------------------------------------------------------------------
     async def get(self, speaker_id: UUID) -> Speaker | None:
@@ -217,6 +218,7 @@ class SpeakerLibrary:
 
     async def _load(self, key: IndexKey) -> VectorIndex:
         encoder_model, dimension = key
+        self.loads += 1
         query = select(Speaker.id, Speaker.label, Speaker.task_id, Speaker.vector).where(
             Speaker.encoder_model == encoder_model, Speaker.dimension == dimension
         )
