@@ -7,12 +7,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from saq.queue.redis import RedisQueue
+from redis.asyncio import Redis
 
 from whisperx_api.db.config import make_db_config, upgrade_database_async
 from whisperx_api.redis_embedded import EmbeddedRedis
 from whisperx_api.settings import Settings
 from whisperx_api.storage import MediaStore
+from whisperx_api.tasks.redis_queue import TaskQueue
 
 if TYPE_CHECKING:
     from saq import Worker
@@ -31,7 +32,7 @@ class Runtime:
         self,
         settings: Settings,
         db: SQLAlchemyAsyncConfig,
-        queue: RedisQueue,
+        queue: TaskQueue,
         media: MediaStore,
         embedded_redis: EmbeddedRedis | None = None,
     ) -> None:
@@ -99,7 +100,7 @@ class Runtime:
             logger.info("REDIS_URL is unset: using embedded Redis at %s", redis_url)
         if settings.db_auto_migrate:
             await upgrade_database_async(settings)
-        queue = RedisQueue.from_url(redis_url, name=settings.queue_name)
+        queue = TaskQueue(Redis.from_url(redis_url), name=settings.queue_name)
         await queue.connect()
         return cls(
             settings=settings,

@@ -15,7 +15,7 @@ from tests.audio import VOICE_A, VOICE_B, dialogue, silence, speak
 from tests.metrics import der, ier
 from tests.support import clear_queue, make_settings, result_of, submit
 from whisperx_api.app import create_app
-from whisperx_api.pipeline.diarize import EMBEDDED_MODEL
+from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
 
 pytestmark = pytest.mark.models
 

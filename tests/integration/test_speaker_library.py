@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import clear_queue, make_settings
-from whisperx_api.pipeline.diarize import EMBEDDED_MODEL
+from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
 from whisperx_api.runtime import Runtime
 from whisperx_api.speakers.library import NewSpeaker, SpeakerLibrary
 from whisperx_api.speakers.vectors import prepare

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
-from whisperx_api.pipeline.diarize import EMBEDDED_MODEL
+from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
 
 DIM = 256
 

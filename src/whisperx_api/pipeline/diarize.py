@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
+from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
 from whisperx_api.pipeline.progress import ProgressCallback
 from whisperx_api.pipeline.vad import Region
 
-EMBEDDED_MODEL = "resemblyzer-ge2e-256"
 WINDOW_S = 1.5
 HOP_S = 0.75
 MIN_WINDOW_S = 0.4

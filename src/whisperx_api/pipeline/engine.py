@@ -24,6 +24,7 @@ from whisperx_api.pipeline import align as align_stage
 from whisperx_api.pipeline import diarize as diarize_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio
 from whisperx_api.pipeline.combine import assign_speakers
+from whisperx_api.pipeline.encoders import EMBEDDED_MODEL, pyannote_configured
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.models import (
     ComputeLimit,
@@ -182,16 +183,10 @@ class SpeechEngine:
             turns, embeddings = diarize_stage.diarize_embedded(
                 encoder, audio, regions, options.num_speakers, options.min_speakers, options.max_speakers, progress
             )
-        return turns, embeddings, {"backend": "embedded", "model": diarize_stage.EMBEDDED_MODEL}
-
-    def speaker_encoder_model(self, backend: str) -> str:
-        """The id of the encoder that diarization with `backend` would use (nothing is loaded)."""
-        if backend == "pyannote" or (backend == "auto" and self.pyannote_configured()):
-            return self.config.pyannote_pipeline
-        return diarize_stage.EMBEDDED_MODEL
+        return turns, embeddings, {"backend": "embedded", "model": EMBEDDED_MODEL}
 
     def pyannote_configured(self) -> bool:
-        return bool(self.config.hf_token) or Path(self.config.pyannote_pipeline).exists()
+        return pyannote_configured(self.config.hf_token, self.config.pyannote_pipeline)
 
     def speaker_embedding(self, path: Path, options: PipelineOptions) -> Enrolment:
         """One voice's vector from a recording of that voice (speaker enrolment).

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from whisperx_api.db.models import Speaker
 from whisperx_api.errors import ApiError
 from whisperx_api.openapi import error_responses
+from whisperx_api.pipeline.encoders import speaker_encoder_model
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.options import DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
 from whisperx_api.runtime import Runtime
@@ -80,7 +81,8 @@ async def checked_vector(runtime: Runtime, values: list[float], encoder_model: s
 
 
 def default_encoder(runtime: Runtime) -> str:
-    return runtime.engine.speaker_encoder_model(runtime.settings.diarization_backend)
+    s = runtime.settings
+    return speaker_encoder_model(s.diarization_backend, s.hf_token, s.pyannote_pipeline)
 
 
 async def comparison_note(runtime: Runtime, comparison: Comparison, dimension: int) -> str | None:

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import numpy as np
 
-from whisperx_api.pipeline.diarize import EMBEDDED_MODEL
+from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
 
 MAX_DIMENSION = 4096
 # Dimensions of the encoders this service knows; vectors from any other model must at least agree

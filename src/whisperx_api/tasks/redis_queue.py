@@ -1,0 +1,85 @@
+"""SAQ's Redis queue with a sweep that does not re-run a job a worker has just dequeued.
+
+A worker dequeues in two steps: BLMOVE moves the job id from the queued list to the active list,
+then the worker marks the job active. A sweep that runs between the two sees an active-list job
+whose status is still "queued", takes it for an orphan and re-queues it, so it runs twice. On a
+busy event loop the gap between the two steps grows from microseconds to seconds. This sweep
+gives such jobs a grace period and sweeps only those still unmarked after it: the ones whose
+worker really died in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from saq.job import Status
+from saq.queue.redis import RedisQueue
+
+logger = logging.getLogger(__name__)
+
+# Take the sweep lock and read the active list with its jobs, atomically (as SAQ's own sweep does).
+SNAPSHOT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {} end
+redis.call('SETEX', KEYS[1], ARGV[1], 1)
+local jobs = {}
+for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    jobs[i] = {id, redis.call('GET', id)}
+end
+return jobs
+"""
+
+
+class TaskQueue(RedisQueue):
+    dequeue_grace_s = 5.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._snapshot = self.redis.register_script(SNAPSHOT)
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        snapshot: list[tuple[bytes, bytes | None]] = await self._snapshot(
+            keys=[self._sweep, self._active], args=[lock], client=self.redis
+        )
+        if not snapshot:
+            return []
+        unmarked = [job_id for job_id, raw in snapshot if raw and self._status(raw) == Status.QUEUED]
+        marked_since: set[bytes] = set()
+        if unmarked:
+            await asyncio.sleep(self.dequeue_grace_s)
+            now = await self.redis.mget(unmarked)
+            marked_since = {
+                job_id for job_id, raw in zip(unmarked, now, strict=True) if self._status(raw) != Status.QUEUED
+            }
+        swept: list[bytes] = []
+        for job_id, raw in snapshot:
+            if job_id in marked_since:
+                continue  # a worker had just dequeued it and has marked it since
+            job = self.deserialize(raw)
+            if job is None:
+                swept.append(job_id)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrem(self._active, 0, job_id.decode())
+                    pipe.zrem(self._incomplete, job_id)
+                    await pipe.execute()
+                logger.info("Sweeping missing job %s", job_id)
+                continue
+            if job.status == Status.ACTIVE and not job.stuck:
+                continue
+            logger.info("Sweeping job %s", job.info(logger.isEnabledFor(logging.DEBUG)))
+            swept.append(job_id)
+            await self.abort(job, error=self.swept_error_message)
+            try:
+                await job.refresh(abort)
+            except TimeoutError:
+                logger.info("Could not abort job %s", job_id)
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        return [job_id.decode() for job_id in swept]
+
+    def _status(self, raw: bytes | str | None) -> Status | None:
+        job = self.deserialize(raw)
+        return job.status if job is not None else None
