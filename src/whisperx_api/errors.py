@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from advanced_alchemy.exceptions import NotFoundError, RepositoryError
@@ -62,6 +63,14 @@ class ApiError(HTTPException):
         self.message = message
         self.code = code or _CODE_BY_STATUS.get(status_code)
         self.param = param
+
+
+def parse_uuid(identifier: str, what: str, code: str, param: str) -> UUID:
+    """A path identifier that is not a UUID names nothing that exists: a 404, like an unknown one."""
+    try:
+        return UUID(identifier)
+    except ValueError:
+        raise ApiError(404, f"{what} {identifier[:64]!r} not found (ids are UUIDs)", code, param) from None
 
 
 def error_response(

@@ -14,7 +14,7 @@ from litestar.params import Body, Parameter
 from sqlalchemy import select
 
 from whisperx_api.db.models import Speaker
-from whisperx_api.errors import ApiError
+from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.encoders import speaker_encoder_model
 from whisperx_api.pipeline.errors import PipelineError
@@ -45,12 +45,7 @@ MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
 def parse_speaker_id(identifier: str) -> UUID:
-    try:
-        return UUID(identifier)
-    except ValueError:
-        raise ApiError(
-            404, f"speaker {identifier[:64]!r} not found (speaker ids are UUIDs)", "SPEAKER_NOT_FOUND", "speaker_id"
-        ) from None
+    return parse_uuid(identifier, "speaker", "SPEAKER_NOT_FOUND", "speaker_id")
 
 
 def not_found(speaker_id: UUID) -> ApiError:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from litestar import Controller, Response, delete, get
 from litestar.params import Parameter
 from sqlalchemy import func, select
 
 from whisperx_api.db.models import ACTIVE_STATUSES, Task
-from whisperx_api.errors import ApiError
+from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.runtime import Runtime
@@ -18,17 +17,8 @@ from whisperx_api.tasks.schemas import SUMMARY_COLUMNS, StatusFilter, TaskDelete
 from whisperx_api.tasks.store import find_task
 
 
-def parse_identifier(identifier: str) -> UUID:
-    try:
-        return UUID(identifier)
-    except ValueError:
-        raise ApiError(
-            404, f"task {identifier[:64]!r} not found (identifiers are UUIDs)", "TASK_NOT_FOUND", "identifier"
-        ) from None
-
-
 async def load_task(runtime: Runtime, identifier: str) -> Task:
-    task_id = parse_identifier(identifier)
+    task_id = parse_uuid(identifier, "task", "TASK_NOT_FOUND", "identifier")
     task = await find_task(runtime, task_id)
     if task is None:
         raise ApiError(404, f"task {task_id} not found", "TASK_NOT_FOUND", "identifier")
