@@ -17,6 +17,7 @@ from litestar.types import ASGIApp
 from whisperx_api.errors import exception_handlers
 from whisperx_api.health.controllers import HealthController
 from whisperx_api.logging_setup import configure_logging
+from whisperx_api.memory import freeze_long_lived
 from whisperx_api.openai_api.controllers import OpenAIController
 from whisperx_api.openapi import openapi_config
 from whisperx_api.request_id import add_request_id
@@ -28,7 +29,7 @@ from whisperx_api.settings import Settings, get_settings
 from whisperx_api.speakers.controllers import SpeakerController
 from whisperx_api.speech.controllers import ServiceController, SpeechController
 from whisperx_api.tasks.controllers import TaskController
-from whisperx_api.tasks.queue import freeze_loaded_objects, start_worker, stop_worker
+from whisperx_api.tasks.queue import start_worker, stop_worker
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         runtime = await Runtime.start(settings)
         app.state.runtime = runtime
-        freeze_loaded_objects()
+        freeze_long_lived()
         worker_task: asyncio.Task[None] | None = None
         if settings.worker_in_process:
             worker_task = await start_worker(runtime, in_process=True)

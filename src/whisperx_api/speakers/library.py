@@ -23,7 +23,15 @@ from sqlalchemy import ColumnElement, delete, func, select
 
 from whisperx_api.db.models import Speaker
 from whisperx_api.db.services import SpeakerService
-from whisperx_api.speakers.vectors import Entry, Hit, VectorIndex, check_dimension, from_bytes, to_bytes
+from whisperx_api.speakers.vectors import (
+    KNOWN_DIMENSIONS,
+    Entry,
+    Hit,
+    VectorIndex,
+    check_dimension,
+    from_bytes,
+    to_bytes,
+)
 
 IndexKey = tuple[str, int]
 
@@ -89,7 +97,8 @@ class SpeakerLibrary:
             return (await session.execute(query)).scalar_one_or_none()
 
     async def check_dimension(self, encoder_model: str, dimension: int) -> None:
-        check_dimension(encoder_model, dimension, await self.stored_dimension(encoder_model))
+        stored = None if encoder_model in KNOWN_DIMENSIONS else await self.stored_dimension(encoder_model)
+        check_dimension(encoder_model, dimension, stored)
 
     async def add(self, speakers: Sequence[NewSpeaker]) -> list[Speaker]:
         """Store speakers in one transaction (all or none)."""

@@ -6,7 +6,6 @@ The database is the source of truth; an SAQ job carries only the task id, under 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from saq.types import PartialTimersDict
 from sqlalchemy import select
 
 from whisperx_api.db.models import ACTIVE_STATUSES, Task, TaskStatus, TaskType
+from whisperx_api.memory import freeze_long_lived
 from whisperx_api.runtime import Runtime
 from whisperx_api.settings import Settings
 from whisperx_api.tasks.store import update_task
@@ -172,18 +172,7 @@ def _load_pipeline_code(runtime: Runtime) -> None:
     import whisperx_api.tasks.handlers  # noqa: F401
 
     runtime.engine  # noqa: B018
-    freeze_loaded_objects()
-
-
-def freeze_loaded_objects() -> None:
-    """Take what is loaded so far out of the garbage collector's sight.
-
-    With torch, whisperx and pyannote imported a process holds over half a million objects, and
-    a full collection walks them all: about 0.6 s with the GIL held, during which no request is
-    answered (it was the /health p99 under load). Module-level objects live as long as the
-    process, so the collector has nothing to find among them.
-    """
-    gc.freeze()
+    freeze_long_lived()
 
 
 async def start_worker(runtime: Runtime, *, in_process: bool) -> asyncio.Task[None]:
