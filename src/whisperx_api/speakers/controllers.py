@@ -11,9 +11,7 @@ import numpy as np
 from litestar import Controller, delete, get, post, put
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
-from sqlalchemy import select
 
-from whisperx_api.db.models import Speaker
 from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.encoders import speaker_encoder_model
@@ -66,12 +64,14 @@ def vector_of(values: list[float], param: str = "embedding") -> np.ndarray:
         raise ApiError(422, f"{param}: {exc.message}", exc.code, param) from None
 
 
-async def checked_vector(runtime: Runtime, values: list[float], encoder_model: str) -> np.ndarray:
-    vector = vector_of(values)
+async def checked_vector(
+    runtime: Runtime, values: list[float], encoder_model: str, param: str = "embedding"
+) -> np.ndarray:
+    vector = vector_of(values, param)
     try:
         await runtime.speakers.check_dimension(encoder_model, int(vector.size))
     except VectorError as exc:
-        raise ApiError(422, exc.message, exc.code, "embedding") from None
+        raise ApiError(422, exc.message, exc.code, param) from None
     return vector
 
 
@@ -88,14 +88,6 @@ async def comparison_note(runtime: Runtime, comparison: Comparison, dimension: i
     return f"no stored speakers were made by encoder {comparison.encoder_model!r} with {dimension} dimensions; " + (
         f"the library holds {'; '.join(held)}" if held else "the library is empty"
     )
-
-
-async def rows_by_id(runtime: Runtime, ids: list[UUID]) -> dict[UUID, Speaker]:
-    if not ids:
-        return {}
-    async with runtime.db.get_session() as session:
-        rows = (await session.execute(select(Speaker).where(Speaker.id.in_(ids)))).scalars().all()
-    return {row.id: row for row in rows}
 
 
 class SpeakerController(Controller):
@@ -137,11 +129,7 @@ class SpeakerController(Controller):
         finally:
             runtime.media.delete(path)
             await runtime.admission.release("sync", str(sample_id))
-        vector = vector_of(enrolment.vector.tolist(), "file")
-        try:
-            await runtime.speakers.check_dimension(enrolment.encoder_model, int(vector.size))
-        except VectorError as exc:
-            raise ApiError(422, exc.message, exc.code, "file") from None
+        vector = await checked_vector(runtime, enrolment.vector.tolist(), enrolment.encoder_model, "file")
         (speaker,) = await runtime.speakers.add(
             [NewSpeaker(label, vector, enrolment.encoder_model, data.description, data.task_uuid)]
         )
@@ -221,7 +209,7 @@ class SpeakerController(Controller):
         encoder_model = data.encoder_model or default_encoder(runtime)
         query = await checked_vector(runtime, data.embedding, encoder_model)
         comparison, hits = await runtime.speakers.search(query, encoder_model, data.limit, data.threshold)
-        rows = await rows_by_id(runtime, [h.entry.id for h in hits])
+        rows = await runtime.speakers.by_ids([h.entry.id for h in hits])
         return SearchResponse(
             # a row deleted since the index snapshot was taken is left out
             results=[SearchHit(to_out(rows[h.entry.id]), h.similarity) for h in hits if h.entry.id in rows],
@@ -238,7 +226,7 @@ class SpeakerController(Controller):
         if not comparison.compared:
             note = await comparison_note(runtime, comparison, int(query.size))
             raise ApiError(404, f"nothing to identify against: {note}", "NO_COMPARABLE_SPEAKERS", "embedding")
-        rows = await rows_by_id(runtime, [hit.entry.id for hit, _ in ranked[:1]])
+        rows = await runtime.speakers.by_ids([hit.entry.id for hit, _ in ranked[:1]])
         if not ranked or ranked[0][0].entry.id not in rows:
             raise ApiError(
                 404, f"no stored speaker reaches similarity {data.threshold} (compared with {comparison.compared})",

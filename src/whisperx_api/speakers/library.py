@@ -76,6 +76,14 @@ class SpeakerLibrary:
         async with self._db.get_session() as session:
             return await SpeakerService(session=session).get_one_or_none(Speaker.id == speaker_id)
 
+    async def by_ids(self, ids: list[UUID]) -> dict[UUID, Speaker]:
+        """Rows of search hits; a row deleted since the index snapshot was taken is absent."""
+        if not ids:
+            return {}
+        async with self._db.get_session() as session:
+            rows = (await session.execute(select(Speaker).where(Speaker.id.in_(ids)))).scalars().all()
+        return {row.id: row for row in rows}
+
     async def page(
         self, *, task_id: UUID | None, label: str | None, limit: int, offset: int
     ) -> tuple[Sequence[Speaker], int]:
