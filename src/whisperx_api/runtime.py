@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from whisperx_api.db.config import make_db_config, upgrade_database_async
 from whisperx_api.redis_embedded import EmbeddedRedis
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from whisperx_api.speakers.library import SpeakerLibrary
 
 logger = logging.getLogger(__name__)
+
+REDIS_POOL_WAIT_S = 10  # longest a command waits for a free pooled connection
 
 
 class Runtime:
@@ -100,7 +102,13 @@ class Runtime:
             logger.info("REDIS_URL is unset: using embedded Redis at %s", redis_url)
         if settings.db_auto_migrate:
             await upgrade_database_async(settings)
-        queue = TaskQueue(Redis.from_url(redis_url), name=settings.queue_name)
+        # A bounded pool whose callers wait for a free connection: redis-py's default pool refuses
+        # the 101st concurrent command outright, which under a request flood failed admission
+        # checks and let requests past the rate limiter, and opened connections by the hundred.
+        pool = BlockingConnectionPool.from_url(
+            redis_url, max_connections=settings.redis_max_connections, timeout=REDIS_POOL_WAIT_S
+        )
+        queue = TaskQueue(Redis.from_pool(pool), name=settings.queue_name)
         await queue.connect()
         return cls(
             settings=settings,

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     # service
     redis_url: str | None = None
     queue_name: str = "whisperx"
+    redis_max_connections: int = Field(default=50, ge=4)
     data_dir: Path = Path("data")
     models_dir: Path | None = None
     db_auto_migrate: bool = True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from tests.audio import speak
 from tests.support import avoid_minute_edge, clear_queue, make_settings
@@ -62,6 +64,26 @@ async def test_rate_limit_by_bearer_token(tmp_path: Path) -> None:
         second = {"Authorization": "Bearer bob"}
         assert [(await client.get("/task/all", headers=first)).status_code for _ in range(3)] == [200, 200, 429]
         assert (await client.get("/task/all", headers=second)).status_code == 200
+
+
+async def test_rate_limit_lets_requests_through_when_redis_is_down(tmp_path: Path) -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    limiter_log = logging.getLogger("whisperx_api.security.rate_limit")
+    async for client in _client(tmp_path, rate_limit={"enabled": True, "requests_per_minute": 1, "burst": 1}):
+        runtime = client.app.state.runtime
+        working = runtime.queue.redis
+        runtime.queue.redis = Redis.from_url("redis://127.0.0.1:1")  # nothing listens on port 1
+        limiter_log.addHandler(handler)
+        try:
+            assert [(await client.get("/task/all")).status_code for _ in range(5)] == [200] * 5
+        finally:
+            limiter_log.removeHandler(handler)
+            await runtime.queue.redis.aclose()
+            runtime.queue.redis = working
+    # one warning for the lot, not a traceback per request
+    assert [r.getMessage().split(":")[0] for r in records] == ["rate limit skipped for 1 request(s)"]
 
 
 async def test_safeguards_are_off_by_default(tmp_path: Path, clip: Path) -> None:

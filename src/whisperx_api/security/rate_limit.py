@@ -3,7 +3,8 @@
 Two fixed windows per caller: RATE_LIMIT__REQUESTS_PER_MINUTE per minute and RATE_LIMIT__BURST
 per second, counted atomically by one Lua script. A refused request gets 429 RATE_LIMIT_EXCEEDED
 with Retry-After; every limited response carries RateLimit-Limit/-Remaining/-Reset. If Redis is
-unreachable the request is let through (the limit is a guard, not a dependency) and logged.
+unreachable the request is let through (the limit is a guard, not a dependency) and logged, at
+most once per SKIP_LOG_INTERVAL_S: a flood during an outage must not become a flood of tracebacks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from whisperx_api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SKIP_LOG_INTERVAL_S = 10.0
+
 COUNT = """
 local minute = redis.call('INCR', KEYS[1])
 if minute == 1 then redis.call('EXPIRE', KEYS[1], 61) end
@@ -37,6 +40,15 @@ def rate_limit(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
     config = settings.rate_limit
     proxies = parse_networks(config.trusted_proxies)
     prefix = f"{settings.queue_name}:ratelimit"
+    skipped = 0
+    logged_at = -SKIP_LOG_INTERVAL_S
+
+    def note_skip(error: RedisError) -> None:
+        nonlocal skipped, logged_at
+        skipped += 1
+        if time.monotonic() - logged_at >= SKIP_LOG_INTERVAL_S:
+            logger.warning("rate limit skipped for %d request(s): Redis unreachable: %r", skipped, error)
+            skipped, logged_at = 0, time.monotonic()
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,8 +63,8 @@ def rate_limit(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
                 minute, second = await redis.eval(
                     COUNT, 2, f"{prefix}:{caller}:m:{minute_window}", f"{prefix}:{caller}:s:{second_window}"
                 )
-            except RedisError:
-                logger.warning("rate limit skipped: Redis unreachable", exc_info=True)
+            except RedisError as error:
+                note_skip(error)
                 await app(scope, receive, send)
                 return
             reset = max(1, 60 - int(now % 60))
