@@ -14,12 +14,16 @@ _FILTERED = [
 ]
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.effective_log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger().setLevel(settings.effective_log_level)
-    if settings.filter_warning:
+    setup_logging(settings.effective_log_level, settings.filter_warning)
+
+
+def setup_logging(level: int | str, filter_warning: bool) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger().setLevel(level)
+    if filter_warning:
         for action, message in _FILTERED:
             warnings.filterwarnings(action, message=message)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from whisperx_api.tasks.redis_queue import TaskQueue
 if TYPE_CHECKING:
     from saq import Worker
 
-    from whisperx_api.pipeline.engine import SpeechEngine
+    from whisperx_api.pipeline.remote import RemoteEngine
     from whisperx_api.security.admission import Admission
     from whisperx_api.speakers.library import SpeakerLibrary
 
@@ -45,7 +45,7 @@ class Runtime:
         self.embedded_redis = embedded_redis
         self.worker: Worker | None = None
         self.worker_started = False
-        self._engine: SpeechEngine | None = None
+        self._engine: RemoteEngine | None = None
         self._admission: Admission | None = None
         self._speakers: SpeakerLibrary | None = None
 
@@ -72,13 +72,15 @@ class Runtime:
         return self._admission
 
     @property
-    def engine(self) -> SpeechEngine:
-        """The process's speech pipeline (models load lazily, on first use, in worker threads)."""
+    def engine(self) -> RemoteEngine:
+        """The speech pipeline, run in this process's inference process (models load lazily, on first use)."""
         if self._engine is None:
-            from whisperx_api.pipeline.engine import EngineConfig, SpeechEngine
+            from whisperx_api.pipeline.options import EngineConfig
+            from whisperx_api.pipeline.remote import EngineProcess, RemoteEngine
 
             s = self.settings
-            self._engine = SpeechEngine.shared(
+            self._engine = RemoteEngine(
+                EngineProcess.shared(s.effective_log_level, s.filter_warning),
                 EngineConfig(
                     models_dir=s.resolved_models_dir,
                     hf_token=s.hf_token,
@@ -86,7 +88,7 @@ class Runtime:
                     max_concurrent=s.max_concurrent_gpu_tasks,
                     model_cache_size=s.model_cache_size,
                     model_idle_unload_s=s.model_idle_unload_s,
-                )
+                ),
             )
         return self._engine
 

@@ -27,20 +27,29 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def peak_rss_mb(pid: int) -> float:
-    """Largest VmHWM among the server's processes (granian supervisor and its workers)."""
-    best = 0.0
+    """Largest VmHWM among the server's processes: granian's supervisor, its web workers and
+    their inference processes (any depth below `pid`)."""
+    parents: dict[int, int] = {}
+    peaks: dict[int, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            status = (proc / "status").read_text()
+            lines = (proc / "status").read_text().splitlines()
         except OSError:
             continue
-        ppid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-        if int(proc.name) == pid or ppid == pid:
-            hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), "0")
-            best = max(best, int(hwm) / 1024)
-    return best
+        fields = {line.split(":")[0]: line.split()[1] for line in lines if line.startswith(("PPid:", "VmHWM:"))}
+        parents[int(proc.name)] = int(fields.get("PPid", "0"))
+        peaks[int(proc.name)] = int(fields.get("VmHWM", "0")) / 1024
+
+    def below(candidate: int) -> bool:
+        while candidate > 1:
+            if candidate == pid:
+                return True
+            candidate = parents.get(candidate, 0)
+        return False
+
+    return max((peak for p, peak in peaks.items() if below(p)), default=0.0)
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from whisperx_api.pipeline.engine import INFERENCE_NICE, EngineConfig, SpeechEngine
+from whisperx_api.pipeline.engine import INFERENCE_NICE, SpeechEngine
+from whisperx_api.pipeline.options import EngineConfig
 
 
 def own_nice() -> int:

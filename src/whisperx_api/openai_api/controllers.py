@@ -74,8 +74,8 @@ class SyncJob:
     async def run(self, on_segment: Any = None) -> dict[str, Any]:
         engine = self.runtime.engine
         try:
-            return await engine.call(
-                engine.run, Path(self.media), self.options, lambda _s, _f: None, align=self.align, diarize=False,
+            return await engine.run(
+                Path(self.media), self.options, lambda _s, _f: None, align=self.align, diarize=False,
                 on_segment=on_segment,
             )  # fmt: skip
         finally:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
-from faster_whisper.transcribe import get_compression_ratio
 from whisperx.utils import LANGUAGES
 
 from whisperx_api.openai_api.schemas import Segment, VerboseTranscript, Word
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's measure (faster-whisper's get_compression_ratio; importing that module loads
+    CTranslate2, which the web process otherwise never needs)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
 
 
 def full_text(result: dict[str, Any]) -> str:
@@ -28,7 +35,7 @@ def verbose(result: dict[str, Any], task: str, words: bool) -> VerboseTranscript
                 tokens=list(s.get("tokens") or []),
                 temperature=float(s.get("temperature", 0.0)),
                 avg_logprob=float(s.get("avg_logprob", 0.0)),
-                compression_ratio=round(get_compression_ratio(text), 4),
+                compression_ratio=round(compression_ratio(text), 4),
                 no_speech_prob=float(s.get("no_speech_prob", 0.0)),
             )
         )

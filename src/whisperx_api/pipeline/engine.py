@@ -1,14 +1,13 @@
 """The pipeline's entry points: decode -> VAD -> transcribe -> align -> diarize -> combine.
 
-Plain functions of data; called from worker threads. Models come from one warm cache per
-process; every model call holds a compute slot (MAX_CONCURRENT_GPU_TASKS).
+Plain functions of data, run on the engine's inference threads inside the inference process
+(pipeline/remote.py). Models come from one warm cache per engine; every model call holds a
+compute slot (MAX_CONCURRENT_GPU_TASKS).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,31 +34,20 @@ from whisperx_api.pipeline.models import (
     resolve_device,
     resolve_whisper_model,
 )
-from whisperx_api.pipeline.options import DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
+from whisperx_api.pipeline.options import (
+    DiarizeOptions,
+    EngineConfig,
+    Enrolment,
+    PipelineOptions,
+    VadOptions,
+    WhisperOptions,
+)
 from whisperx_api.pipeline.progress import ProgressCallback, stage_span
 from whisperx_api.pipeline.transcribe import load_whisper, transcribe
 from whisperx_api.pipeline.vad import PyannoteVad, Region, SileroVad, VadModel, merge_regions
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    models_dir: Path
-    hf_token: str | None = None
-    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
-    max_concurrent: int = 1
-    model_cache_size: int = 2
-    model_idle_unload_s: float = 1800
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    vector: np.ndarray
-    encoder_model: str
-    speech_seconds: float
-    duration: float
 
 
 # How much nicer than the process the inference threads are (the compute threads they start inherit it).
@@ -103,9 +91,8 @@ class SpeechEngine:
         self.cache = ModelCache(max_models=config.model_cache_size + 3, idle_unload_s=config.model_idle_unload_s)
         self.limit = ComputeLimit(config.max_concurrent)
 
-    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run `fn` (an engine entry point) on the inference threads without blocking the loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+    def model_loads(self) -> dict[tuple[str, ...], int]:
+        return dict(self.cache.loads)
 
     # -- model access -------------------------------------------------------------------
     @contextmanager
@@ -323,13 +310,13 @@ class SpeechEngine:
             result["speaker_embeddings"] = embeddings
         return result
 
-
-def combine(transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
-    turns = [diarize_stage.SpeakerTurn(float(d["start"]), float(d["end"]), str(d["speaker"])) for d in diarization]
-    segments = assign_speakers([dict(s) for s in transcript["segments"]], turns)
-    return {
-        "language": transcript.get("language"),
-        "segments": segments,
-        "word_segments": [w for s in segments for w in s.get("words", [])],
-        "speakers": sorted({t.speaker for t in turns}),
-    }
+    def combine(self, transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
+        """Speakers for a given aligned transcript from given speaker turns (no audio, no models)."""
+        turns = [diarize_stage.SpeakerTurn(float(d["start"]), float(d["end"]), str(d["speaker"])) for d in diarization]
+        segments = assign_speakers([dict(s) for s in transcript["segments"]], turns)
+        return {
+            "language": transcript.get("language"),
+            "segments": segments,
+            "word_segments": [w for s in segments for w in s.get("words", [])],
+            "speakers": sorted({t.speaker for t in turns}),
+        }

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,25 @@ class PipelineOptions:
             diarize=build(DiarizeOptions, data.get("diarize")),
             diarization=bool(data.get("diarization", True)),
         )
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What a SpeechEngine is built from (one engine, one warm model cache, per configuration)."""
+
+    models_dir: Path
+    hf_token: str | None = None
+    pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
+    max_concurrent: int = 1
+    model_cache_size: int = 2
+    model_idle_unload_s: float = 1800
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A voice's vector from a recording of that voice (SpeechEngine.speaker_embedding)."""
+
+    vector: np.ndarray
+    encoder_model: str
+    speech_seconds: float
+    duration: float

@@ -122,7 +122,7 @@ class SpeakerController(Controller):
                 diarize=DiarizeOptions(backend=settings.diarization_backend),
             )
             engine = runtime.engine
-            enrolment = await engine.call(engine.speaker_embedding, Path(path), options)
+            enrolment = await engine.speaker_embedding(Path(path), options)
         except PipelineError as exc:
             status = 422 if exc.code in ("NO_SPEECH", "AUDIO_PROCESSING_ERROR") else 500
             raise ApiError(status, exc.message, exc.code, "file") from None

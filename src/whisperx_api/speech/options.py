@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from faster_whisper.tokenizer import _LANGUAGE_CODES
+from whisperx.utils import LANGUAGES
 
 from whisperx_api.errors import ApiError
 from whisperx_api.pipeline.models import is_acceptable_model_name, local_model_names
@@ -21,7 +21,7 @@ from whisperx_api.settings import Settings
 from whisperx_api.speakers.naming import SpeakerNaming
 from whisperx_api.speech.schemas import PipelineParams
 
-LANGUAGE_CODES = frozenset(_LANGUAGE_CODES)
+LANGUAGE_CODES = frozenset(LANGUAGES)
 
 
 def check_language(language: str | None, param: str = "language") -> str | None:

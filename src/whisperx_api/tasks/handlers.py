@@ -10,7 +10,6 @@ from typing import Any
 
 from whisperx_api.db.models import TaskType
 from whisperx_api.pipeline.audio import probe_media
-from whisperx_api.pipeline.engine import combine
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.options import PipelineOptions
 from whisperx_api.speakers.naming import SpeakerNaming, name_speakers
@@ -58,32 +57,32 @@ async def full_process(ctx: JobContext) -> dict[str, Any]:
     asked = _options(ctx)
     naming, options = _naming(ctx, asked)
     engine = ctx.runtime.engine
-    result = await engine.call(engine.run, _media(ctx), options, ctx.progress, align=True, diarize=options.diarization)
+    result = await engine.run(_media(ctx), options, ctx.progress, align=True, diarize=options.diarization)
     return await _named(ctx, result, naming, asked)
 
 
 async def transcription(ctx: JobContext) -> dict[str, Any]:
     engine = ctx.runtime.engine
-    return await engine.call(engine.run, _media(ctx), _options(ctx), ctx.progress, align=False, diarize=False)
+    return await engine.run(_media(ctx), _options(ctx), ctx.progress, align=False, diarize=False)
 
 
 async def alignment(ctx: JobContext) -> dict[str, Any]:
     engine = ctx.runtime.engine
     transcript = ctx.params["transcript"]
-    return await engine.call(engine.align_transcript, _media(ctx), transcript, _options(ctx), ctx.progress)
+    return await engine.align_transcript(_media(ctx), transcript, _options(ctx), ctx.progress)
 
 
 async def diarization(ctx: JobContext) -> dict[str, Any]:
     asked = _options(ctx)
     naming, options = _naming(ctx, asked)
     engine = ctx.runtime.engine
-    result = await engine.call(engine.diarize_file, _media(ctx), options, ctx.progress)
+    result = await engine.diarize_file(_media(ctx), options, ctx.progress)
     return await _named(ctx, result, naming, asked)
 
 
 async def combination(ctx: JobContext) -> dict[str, Any]:
     ctx.progress("combining", 0.1)
-    return await asyncio.to_thread(combine, ctx.params["transcript"], ctx.params["diarization"])
+    return await ctx.runtime.engine.combine(ctx.params["transcript"], ctx.params["diarization"])
 
 
 HANDLERS: dict[str, Handler] = {

@@ -167,11 +167,11 @@ def make_worker(runtime: Runtime, *, in_process: bool) -> Worker[WorkerContext]:
 
 
 def _load_pipeline_code(runtime: Runtime) -> None:
-    # torch/whisperx imports take seconds of GIL-bound work: done here, in a thread, they never
-    # stall the event loop (health probes, job heartbeats) during a first task
+    # imports take seconds of GIL-bound work: done here, in a thread, they never stall the
+    # event loop (health probes, job heartbeats) during a first task
     import whisperx_api.tasks.handlers  # noqa: F401
 
-    runtime.engine  # noqa: B018
+    runtime.engine.start()  # the inference process, ready when the worker takes its first job
     freeze_long_lived()
 
 

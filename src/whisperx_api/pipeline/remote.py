@@ -1,0 +1,323 @@
+"""The speech engine in a child process, called from the web process's event loop.
+
+Inference is mostly C++ that releases the GIL, but the Python between the model calls (VAD
+windows, decoding loops, diarization windows) holds it, at the inference threads' low priority,
+on cores the models keep busy. In the web process that Python competed with the event loop for
+the GIL: under the 500-client abuse flood the slowest /health probe during a transcription took
+120-880 ms; with the pipeline in a child process 34-109 ms (tests/bench/abuse.py, README). So
+every process that serves or runs tasks keeps its SpeechEngine (models, cache, compute limit,
+inference threads) in one child process of its own, started on first use (a worker starts it
+during its warm-up), and talks to it over a pipe. The web process never imports torch.
+Messages:
+
+    parent -> child   ("call", id, config, method, args, kwargs)   callables in args become slots
+    child -> parent   ("event", id, slot, args)   a progress/segment callback fired in the child
+                      ("done", id, result) | ("error", id, exception) | ("ready",)
+
+A child that dies (killed, out of memory, a crash in native code) fails the calls it was running
+with INFERENCE_PROCESS_EXITED; the web process stays up and the next call starts a new child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from whisperx_api.logging_setup import setup_logging
+from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.options import PipelineOptions
+from whisperx_api.pipeline.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
+
+    from whisperx_api.pipeline.options import EngineConfig, Enrolment
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 300  # importing torch, whisperx and pyannote on a slow disk
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Stands in, inside the child, for a callable argument that stays in the parent."""
+
+    index: int
+
+
+@dataclass
+class _Call:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    callbacks: list[Callable[..., None]] = field(default_factory=list)
+    process: SpawnProcess | None = None  # the child it was sent to
+
+
+class EngineProcess:
+    """One child process per parent process, hosting a SpeechEngine per configuration."""
+
+    _shared: EngineProcess | None = None
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, log_level: int | str = logging.INFO, filter_warning: bool = True) -> EngineProcess:
+        """The process's one EngineProcess; the first caller's logging settings hold for it."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls(log_level, filter_warning)
+                atexit.register(cls._shared.stop)
+            return cls._shared
+
+    def __init__(self, log_level: int | str = logging.INFO, filter_warning: bool = True) -> None:
+        self.log_level, self.filter_warning = log_level, filter_warning
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._pending: dict[int, _Call] = {}
+        self._process: SpawnProcess | None = None
+        self._conn: Connection | None = None
+        self._ready = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Start the child (if it is not running) and wait until it has imported the pipeline."""
+        with self._lock:
+            self._ensure_running()
+            ready = self._ready
+        if not ready.wait(timeout):
+            raise PipelineError(f"the inference process did not start within {timeout:.0f}s", "INFERENCE_NOT_READY")
+
+    def _ensure_running(self) -> Connection:
+        """Under self._lock."""
+        if self._process is not None and self._process.is_alive() and self._conn is not None:
+            return self._conn
+        # spawn, not fork: the parent has threads (and may hold locks in them) when it starts
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=serve,
+            args=(child_end, self.log_level, self.filter_warning),
+            name="whisperx-inference",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        self._process, self._conn, self._ready = process, parent_end, threading.Event()
+        threading.Thread(target=self._read, args=(parent_end, process, self._ready), daemon=True).start()
+        logger.info("inference process started (pid %s)", process.pid)
+        return parent_end
+
+    def stop(self) -> None:
+        with self._lock:
+            process, conn = self._process, self._conn
+            self._process = self._conn = None
+        if conn is not None:
+            # a message, not just close(): the reader thread blocked in recv keeps the pipe open
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("stop",))
+        if process is not None:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    # -- calls ------------------------------------------------------------------------
+    async def call(self, config: EngineConfig, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run SpeechEngine(config).<method>(*args, **kwargs) in the child; callables among the
+        arguments run here (on the reader thread), so they must be thread-safe."""
+        loop = asyncio.get_running_loop()
+        pending = _Call(loop, loop.create_future())
+
+        def slot(value: Any) -> Any:
+            if callable(value):
+                pending.callbacks.append(value)
+                return _Slot(len(pending.callbacks) - 1)
+            return value
+
+        message_args = tuple(slot(a) for a in args)
+        message_kwargs = {k: slot(v) for k, v in kwargs.items()}
+        call_id = next(self._ids)
+        self._pending[call_id] = pending
+        try:
+            with self._lock:
+                conn = self._ensure_running()
+                pending.process = self._process
+                try:
+                    conn.send(("call", call_id, config, method, message_args, message_kwargs))
+                except OSError as exc:
+                    raise PipelineError(f"the inference process is gone: {exc}", "INFERENCE_PROCESS_EXITED") from exc
+            return await pending.future
+        finally:
+            # a cancelled caller (aborted job, gone client) leaves the child to finish; its
+            # answer is dropped, as a thread's would have been
+            self._pending.pop(call_id, None)
+
+    def _read(self, conn: Connection, process: SpawnProcess, ready: threading.Event) -> None:
+        """Reader thread: callbacks and results from one child, until it exits."""
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "ready":
+                ready.set()
+                continue
+            call = self._pending.get(message[1])
+            if call is None:
+                continue
+            if kind == "event":
+                try:
+                    call.callbacks[message[2]](*message[3])
+                except Exception:
+                    logger.exception("a pipeline callback failed")
+            elif kind == "done":
+                _deliver(call, message[2], None)
+            else:
+                _deliver(call, None, message[2])
+        conn.close()
+        process.join(1)
+        code = process.exitcode
+        with self._lock:
+            unexpected = self._process is process
+            if unexpected:
+                self._process = self._conn = None
+        lost = PipelineError(f"the inference process exited (exit code {code})", "INFERENCE_PROCESS_EXITED")
+        # calls sent to this child are lost; a later child's calls are not
+        for call in [c for c in self._pending.values() if c.process is process]:
+            _deliver(call, None, lost)
+        if unexpected:
+            logger.error("inference process %s exited unexpectedly (exit code %s)", process.pid, code)
+
+
+def _deliver(call: _Call, result: Any, error: BaseException | None) -> None:
+    """From the reader thread to the caller's event loop."""
+    with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits for the answer
+        call.loop.call_soon_threadsafe(_settle, call.future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class RemoteEngine:
+    """The SpeechEngine entry points for one configuration, run in the shared EngineProcess."""
+
+    def __init__(self, process: EngineProcess, config: EngineConfig) -> None:
+        self.process, self.config = process, config
+
+    def start(self) -> None:
+        """Blocking: start the inference process and wait for it (a worker's warm-up)."""
+        self.process.start()
+
+    async def run(
+        self, path: Path, options: PipelineOptions, progress: ProgressCallback, *, align: bool = True,
+        diarize: bool = True, on_segment: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        result: dict[str, Any] = await self.process.call(
+            self.config, "run", path, options, progress, align=align, diarize=diarize, on_segment=on_segment
+        )
+        return result
+
+    async def align_transcript(
+        self, path: Path, transcript: dict[str, Any], options: PipelineOptions, progress: ProgressCallback
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.process.call(
+            self.config, "align_transcript", path, transcript, options, progress
+        )
+        return result
+
+    async def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> dict[str, Any]:
+        result: dict[str, Any] = await self.process.call(self.config, "diarize_file", path, options, progress)
+        return result
+
+    async def speaker_embedding(self, path: Path, options: PipelineOptions) -> Enrolment:
+        enrolment: Enrolment = await self.process.call(self.config, "speaker_embedding", path, options)
+        return enrolment
+
+    async def combine(self, transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.process.call(self.config, "combine", transcript, diarization)
+        return result
+
+    async def model_loads(self) -> dict[tuple[str, ...], int]:
+        """How often each model was loaded in the child (for tests and diagnostics)."""
+        loads: dict[tuple[str, ...], int] = await self.process.call(self.config, "model_loads")
+        return loads
+
+
+# -- the child -----------------------------------------------------------------------------
+def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
+    """Child main: run calls on each configuration's engine threads until the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal stops the parent, which stops this
+    setup_logging(log_level, filter_warning)
+    from whisperx_api.memory import freeze_long_lived
+    from whisperx_api.pipeline.engine import SpeechEngine
+
+    freeze_long_lived()
+    send_lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        # the parent may be gone; the main loop then sees it and exits
+        with send_lock, contextlib.suppress(OSError, ValueError):
+            conn.send(message)
+
+    def settle(call_id: int, engine: SpeechEngine, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            send(("done", call_id, getattr(engine, method)(*args, **kwargs)))
+        except BaseException as exc:  # every failure goes back to the caller
+            if not isinstance(exc, PipelineError):
+                logger.exception("%s failed in the inference process", method)  # the traceback stays here
+            send(("error", call_id, _portable(exc)))
+
+    send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message[0] == "stop":
+            break
+        _, call_id, config, method, args, kwargs = message
+
+        def event(index: int, call_id: int = call_id) -> Callable[..., None]:
+            return lambda *values: send(("event", call_id, index, values))
+
+        args = tuple(event(a.index) if isinstance(a, _Slot) else a for a in args)
+        kwargs = {k: event(v.index) if isinstance(v, _Slot) else v for k, v in kwargs.items()}
+        engine = SpeechEngine.shared(config)
+        engine.executor.submit(settle, call_id, engine, method, args, kwargs)
+    # parent gone: running calls have nobody to answer to
+    os._exit(0)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """What the parent can unpickle without importing ML code: PipelineErrors and built-in
+    exceptions as they are, anything else as a RuntimeError that names it."""
+    if isinstance(exc, PipelineError) or type(exc).__module__ == "builtins":
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return exc
+        except Exception:  # an exception type with an unusual constructor
+            pass
+    return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,70 @@
+"""The inference process: each web or worker process runs the pipeline in a child process of its
+own, so the pipeline's Python never competes with the event loop for the GIL, and a child that
+dies (killed, out of memory, a native crash) fails only the calls it was running."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audio import concatenate, speak
+from tests.metrics import wer
+from tests.support import make_settings
+from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
+from whisperx_api.pipeline.progress import Progress
+from whisperx_api.pipeline.remote import EngineProcess, RemoteEngine
+
+pytestmark = pytest.mark.models
+
+TEXT = "The quick brown fox jumps over the lazy dog."
+TINY = PipelineOptions(whisper=WhisperOptions(model="tiny.en", language="en", device="cpu", compute_type="int8"))
+
+
+async def test_a_killed_inference_process_fails_its_call_and_the_next_call_starts_a_new_one(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'r.db'}")
+    process = EngineProcess(logging.WARNING)
+    engine = RemoteEngine(process, EngineConfig(models_dir=settings.resolved_models_dir))
+    line = speak(TEXT, tmp_path / "line.wav")
+    long_clip = concatenate([line] * 12, tmp_path / "long.wav")
+    try:
+        await asyncio.to_thread(engine.start)
+        first = process.pid
+        assert first is not None and first != os.getpid()
+        progress = Progress()
+        running = asyncio.ensure_future(engine.run(long_clip, TINY, progress, align=False, diarize=False))
+        while progress.snapshot()[0] == 0:  # progress crosses the pipe: the call runs in the child
+            await asyncio.sleep(0.02)
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(PipelineError) as lost:
+            await asyncio.wait_for(running, 30)
+        assert lost.value.code == "INFERENCE_PROCESS_EXITED" and "-9" in lost.value.message
+
+        result = await asyncio.wait_for(engine.run(line, TINY, Progress(), align=False, diarize=False), 120)
+        assert process.pid not in (None, first)
+        assert wer(TEXT, " ".join(s["text"] for s in result["segments"])) <= 0.15
+        # a pipeline failure keeps its type and code on the way back
+        with pytest.raises(PipelineError) as missing:
+            await engine.run(line, PipelineOptions(whisper=WhisperOptions(model="large-v3")), Progress())
+        assert missing.value.code == "MODEL_NOT_FOUND"
+    finally:
+        await asyncio.to_thread(process.stop)
+    assert process.pid is None
+
+
+def test_the_web_process_does_not_import_the_ml_stack() -> None:
+    # torch and its kin live in the inference process only: memory, start-up time and the GIL
+    code = (
+        "import sys, whisperx_api.app, whisperx_api.tasks.handlers, whisperx_api.tasks.jobs, whisperx_api.runtime;"
+        "heavy = sorted(m for m in ('torch', 'pyannote.audio', 'ctranslate2', 'faster_whisper') if m in sys.modules);"
+        "print(','.join(heavy))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""
