@@ -4,7 +4,7 @@ Inference is mostly C++ that releases the GIL, but the Python between the model 
 windows, decoding loops, diarization windows) holds it, at the inference threads' low priority,
 on cores the models keep busy. In the web process that Python competed with the event loop for
 the GIL: under the 500-client abuse flood the slowest /health probe during a transcription took
-120-880 ms; with the pipeline in a child process 34-109 ms (tests/bench/abuse.py, README). So
+124-878 ms; with the pipeline in a child process 18-109 ms (tests/bench/abuse.py, README). So
 every process that serves or runs tasks keeps its SpeechEngine (models, cache, compute limit,
 inference threads) in one child process of its own, started on first use (a worker starts it
 during its warm-up), and talks to it over a pipe. The web process never imports torch.
@@ -200,8 +200,9 @@ class EngineProcess:
                 self._process = self._conn = None
         lost = PipelineError(f"the inference process exited (exit code {code})", "INFERENCE_PROCESS_EXITED")
         # calls sent to this child are lost; a later child's calls are not
-        for call in [c for c in self._pending.values() if c.process is process]:
-            _deliver(call, None, lost)
+        for call in list(self._pending.values()):  # one C-level copy: the loop thread may add calls
+            if call.process is process:
+                _deliver(call, None, lost)
         if unexpected:
             logger.error("inference process %s exited unexpectedly (exit code %s)", process.pid, code)
 
