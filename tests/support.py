@@ -134,9 +134,14 @@ class Process:
         self.proc.wait(timeout=10)
         self._log_file.close()
 
-    def stop(self, timeout: float = 20) -> None:
+    def stop(self, timeout: float = 20, *, ctrl_c: bool = False) -> None:
+        """SIGTERM to the server (as a supervisor stops it), or with ctrl_c SIGINT to its whole
+        process group, as Ctrl-C in a terminal does."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if ctrl_c:
+                os.killpg(self.proc.pid, signal.SIGINT)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -147,6 +152,28 @@ class Process:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (granian's workers, their inference processes, ...)."""
+    children: dict[int, list[int]] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, StopIteration):
+            ppid = int(next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("PPid:")))
+            children.setdefault(ppid, []).append(int(status.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def start_server(

@@ -7,6 +7,7 @@ server's peak memory (VmHWM of its worker process), to show that long files work
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,35 +22,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import httpx
 
 from tests.audio import VOICE_A, VOICE_B, concatenate, duration, speak
-from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
+from tests.support import clear_queue, descendants, free_port, make_settings, settings_env, start_server
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def peak_rss_mb(pid: int) -> float:
     """Largest VmHWM among the server's processes: granian's supervisor, its web workers and
-    their inference processes (any depth below `pid`)."""
-    parents: dict[int, int] = {}
-    peaks: dict[int, float] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            lines = (proc / "status").read_text().splitlines()
-        except OSError:
-            continue
-        fields = {line.split(":")[0]: line.split()[1] for line in lines if line.startswith(("PPid:", "VmHWM:"))}
-        parents[int(proc.name)] = int(fields.get("PPid", "0"))
-        peaks[int(proc.name)] = int(fields.get("VmHWM", "0")) / 1024
-
-    def below(candidate: int) -> bool:
-        while candidate > 1:
-            if candidate == pid:
-                return True
-            candidate = parents.get(candidate, 0)
-        return False
-
-    return max((peak for p, peak in peaks.items() if below(p)), default=0.0)
+    their inference processes."""
+    peaks = [0.0]
+    for process in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{process}/status").read_text().splitlines()
+            peaks.append(int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) / 1024)
+    return max(peaks)
 
 
 def main() -> None:

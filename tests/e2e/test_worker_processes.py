@@ -16,10 +16,12 @@ from tests.support import (
     Process,
     clear_queue,
     create_pg_database,
+    descendants,
     drop_pg_database,
     free_port,
     make_settings,
     pg_url,
+    process_name,
     settings_env,
     start_server,
 )
@@ -111,5 +113,10 @@ async def test_restart_of_embedded_service_keeps_queued_jobs(tmp_path: Path) -> 
     try:
         counts = await _wait_all(base, 20, timeout=60)
         assert counts == {"completed": 20}, server.log_text()[-3000:]
+        inference = [p for p in descendants(server.proc.pid) if process_name(p) == "whisperx-infer"]
+        assert len(inference) == 1  # one web process, one inference process
     finally:
-        server.stop()
+        server.stop(ctrl_c=True)
+    # a clean stop takes the inference process along, without calling its exit unexpected
+    assert process_name(inference[0]) == ""
+    assert "exited unexpectedly" not in server.log_text()

@@ -21,7 +21,6 @@ with INFERENCE_PROCESS_EXITED; the web process stays up and the next call starts
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import itertools
 import logging
@@ -33,6 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +78,10 @@ class EngineProcess:
         with cls._shared_lock:
             if cls._shared is None:
                 cls._shared = cls(log_level, filter_warning)
-                atexit.register(cls._shared.stop)
+                # a multiprocessing finalizer, not atexit: granian's workers are multiprocessing
+                # children, which skip atexit and terminate daemonic children on the way out;
+                # finalizers with a priority run before that
+                Finalize(None, cls._shared.stop, exitpriority=10)
             return cls._shared
 
     def __init__(self, log_level: int | str = logging.INFO, filter_warning: bool = True) -> None:
@@ -271,6 +274,8 @@ class RemoteEngine:
 def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     """Child main: run calls on each configuration's engine threads until the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal stops the parent, which stops this
+    with contextlib.suppress(OSError):  # the name `ps` and `top` show (15 characters at most)
+        Path("/proc/self/comm").write_text("whisperx-infer")
     setup_logging(log_level, filter_warning)
     from whisperx_api.memory import freeze_long_lived
     from whisperx_api.pipeline.engine import SpeechEngine
