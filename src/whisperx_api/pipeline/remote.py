@@ -4,7 +4,7 @@ Inference is mostly C++ that releases the GIL, but the Python between the model 
 windows, decoding loops, diarization windows) holds it, at the inference threads' low priority,
 on cores the models keep busy. In the web process that Python competed with the event loop for
 the GIL: under the 500-client abuse flood the slowest /health probe during a transcription took
-124-878 ms; with the pipeline in a child process 18-109 ms (tests/bench/abuse.py, README). So
+124-878 ms; with the pipeline in a child process 16-109 ms (tests/bench/abuse.py, README). So
 every process that serves or runs tasks keeps its SpeechEngine (models, cache, compute limit,
 inference threads) in one child process of its own, started on first use (a worker starts it
 during its warm-up), and talks to it over a pipe. The web process never imports torch.
