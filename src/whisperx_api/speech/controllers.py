@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar import Controller, post
@@ -12,6 +14,7 @@ from litestar.params import Body
 from whisperx_api.db.models import TaskType
 from whisperx_api.errors import ApiError
 from whisperx_api.openapi import error_responses
+from whisperx_api.pipeline.audio import MediaInfo
 from whisperx_api.pipeline.options import PipelineOptions
 from whisperx_api.runtime import Runtime
 from whisperx_api.security.outbound import OutboundError, parse_networks, resolve_target
@@ -61,19 +64,35 @@ def task_params(
     return options, params
 
 
-async def queue_upload(
-    runtime: Runtime, form: MediaForm | AlignForm, task_type: TaskType, extra: dict[str, Any] | None = None
-) -> TaskQueued:
+# stores a task's media under its id: (stored path, file name, what the probe found)
+FetchMedia = Callable[[UUID], Awaitable[tuple[str, str | None, MediaInfo]]]
+
+
+async def queue_media(
+    runtime: Runtime, form: PipelineParams, task_type: TaskType, fetch: FetchMedia, *,
+    extra: dict[str, Any] | None = None, url: str | None = None,
+) -> TaskQueued:  # fmt: skip
+    """Check the options and callback first (cheap), then store the media, then queue the task."""
     options, params = task_params(form, task_type, runtime.settings)
     callback = await check_callback(runtime, form.callback_url)
     task_id = new_task_id()
-    path, info = await store_upload(runtime, form.file, task_id)
+    path, name, info = await fetch(task_id)
     await create_and_enqueue(
         runtime, task_id=task_id, task_type=task_type.value, params={**params, **(extra or {})},
-        media_path=path, file_name=form.file.filename, callback_url=callback, audio_duration=info.duration,
+        media_path=path, file_name=name, url=url, callback_url=callback, audio_duration=info.duration,
         language=options.whisper.language,
     )  # fmt: skip
     return TaskQueued(identifier=task_id)
+
+
+async def queue_upload(
+    runtime: Runtime, form: MediaForm | AlignForm, task_type: TaskType, extra: dict[str, Any] | None = None
+) -> TaskQueued:
+    async def store(task_id: UUID) -> tuple[str, str | None, MediaInfo]:
+        path, info = await store_upload(runtime, form.file, task_id)
+        return path, form.file.filename, info
+
+    return await queue_media(runtime, form, task_type, store, extra=extra)
 
 
 class SpeechController(Controller):
@@ -87,17 +106,11 @@ class SpeechController(Controller):
     @post("/speech-to-text-url", status_code=200, responses={**UPLOAD_ERRORS, **error_responses(502, 504)},
           summary="Transcribe, align and diarize media fetched from an http(s) URL (queued)")  # fmt: skip
     async def speech_to_text_url(self, runtime: Runtime, data: Annotated[UrlForm, URL_FORM]) -> TaskQueued:
-        options, params = task_params(data, TaskType.FULL_PROCESS, runtime.settings)
-        callback = await check_callback(runtime, data.callback_url)
-        task_id = new_task_id()
-        path, name = await download(runtime, data.url, task_id)
-        info = await probe_stored(runtime, path, "url")
-        await create_and_enqueue(
-            runtime, task_id=task_id, task_type=TaskType.FULL_PROCESS.value, params=params,
-            media_path=path, file_name=name, url=data.url, callback_url=callback, audio_duration=info.duration,
-            language=options.whisper.language,
-        )  # fmt: skip
-        return TaskQueued(identifier=task_id)
+        async def fetch(task_id: UUID) -> tuple[str, str | None, MediaInfo]:
+            path, name = await download(runtime, data.url, task_id)
+            return path, name, await probe_stored(runtime, path, "url")
+
+        return await queue_media(runtime, data, TaskType.FULL_PROCESS, fetch, url=data.url)
 
 
 class ServiceController(Controller):
