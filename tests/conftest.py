@@ -17,17 +17,22 @@ from whisperx_api.app import create_app
 from whisperx_api.settings import Settings
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'records.db'}"
-        return
+@pytest.fixture
+async def pg_database() -> AsyncIterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped afterwards."""
     name = await create_pg_database()
     try:
         yield pg_url(name)
     finally:
         await drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.db'}"
+    return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture

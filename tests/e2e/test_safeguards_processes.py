@@ -16,11 +16,8 @@ from tests.support import (
     Process,
     avoid_minute_edge,
     clear_queue,
-    create_pg_database,
-    drop_pg_database,
     free_port,
     make_settings,
-    pg_url,
     settings_env,
     start_server,
 )
@@ -29,10 +26,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:  # type: ignore[misc]
+def two_servers(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database: str
+) -> Iterator[tuple[str, str, dict[str, str]]]:
     rpm = getattr(request, "param", 1000)
-    name = await create_pg_database()
-    settings = make_settings(tmp_path / "data", pg_url(name))
+    settings = make_settings(tmp_path / "data", pg_database)
     env = {
         **settings_env(settings),
         "WORKER_IN_PROCESS": "false",
@@ -52,7 +50,6 @@ async def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         for server in servers:
             server.stop()
         clear_queue(settings.queue_name)
-        await drop_pg_database(name)
 
 
 def test_two_processes_share_one_admission_cap(two_servers: tuple[str, str, dict[str, str]], tmp_path: Path) -> None:

@@ -15,25 +15,15 @@ from tests.audio import speak
 from tests.support import (
     Process,
     clear_queue,
-    create_pg_database,
     descendants,
-    drop_pg_database,
     free_port,
     make_settings,
-    pg_url,
     process_name,
     settings_env,
     start_server,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def pg_db() -> str:  # type: ignore[misc]
-    name = await create_pg_database()
-    yield pg_url(name)
-    await drop_pg_database(name)
 
 
 def _submit(base: str, clip: Path, n: int) -> list[str]:
@@ -67,9 +57,9 @@ async def _wait_all(base: str, total: int, timeout: float) -> dict[str, int]:
 
 
 async def test_worker_only_process_picks_up_jobs_and_survives_restart_with_100_queued(
-    tmp_path: Path, pg_db: str
+    tmp_path: Path, pg_database: str
 ) -> None:
-    settings = make_settings(tmp_path / "data", pg_db)
+    settings = make_settings(tmp_path / "data", pg_database)
     env = settings_env(settings)
     clip = speak("Queued jobs must all complete.", tmp_path / "q.wav")
     port = free_port()
