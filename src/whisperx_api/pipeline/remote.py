@@ -284,8 +284,9 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     send_lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:
-        # the parent may be gone; the main loop then sees it and exits
-        with send_lock, contextlib.suppress(OSError, ValueError):
+        # the parent may be gone (OSError); the main loop then sees it and exits. Anything else
+        # (a result that cannot be pickled) reaches settle, which answers with the error instead.
+        with send_lock, contextlib.suppress(OSError):
             conn.send(message)
 
     def settle(call_id: int, engine: SpeechEngine, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
