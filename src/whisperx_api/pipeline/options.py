@@ -1,4 +1,6 @@
-"""What a caller may ask of the pipeline (plain data; the web layer fills it from requests)."""
+"""What a caller may ask of the pipeline (plain data; the web layer fills it from requests), the
+engine's configuration, and the enrolment result: plain data that crosses to and from the
+inference process without importing the ML stack."""
 
 from __future__ import annotations
 
