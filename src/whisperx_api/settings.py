@@ -100,7 +100,7 @@ class Settings(BaseSettings):
 
     # pipeline
     align_backend: Literal["auto", "wav2vec2", "whisper"] = "auto"
-    diarization_backend: Literal["auto", "pyannote", "embedded"] = "auto"
+    diarization_backend: Literal["auto", "pyannote", "campp", "embedded"] = "auto"
     pyannote_pipeline: str = "pyannote/speaker-diarization-community-1"
     vad_method: Literal["pyannote", "silero"] = "pyannote"
     batch_size: int = Field(default=8, ge=1)

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import whisperx
 
-from whisperx_api.pipeline.diarize import SpeakerTurn
+from whisperx_api.pipeline.diarization.turns import SpeakerTurn
 
 
 def turns_frame(turns: list[SpeakerTurn]) -> pd.DataFrame:

@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from whisperx_api.pipeline import align as align_stage
-from whisperx_api.pipeline import diarize as diarize_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio
 from whisperx_api.pipeline.combine import assign_speakers
-from whisperx_api.pipeline.encoders import EMBEDDED_MODEL, pyannote_configured
+from whisperx_api.pipeline.diarization import campp, embedded, hub
+from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
+from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
+from whisperx_api.pipeline.encoders import diarization_backend, pyannote_configured
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.models import (
     ComputeLimit,
@@ -165,34 +167,34 @@ class SpeechEngine:
             ), f"whisper:{options.whisper.model}"
 
     def diarize(
-        self, audio: np.ndarray, regions: list[Region], options: DiarizeOptions, whisper: WhisperOptions,
-        progress: ProgressCallback,
-    ) -> tuple[list[diarize_stage.SpeakerTurn], dict[str, list[float]], dict[str, str]]:  # fmt: skip
+        self, audio: np.ndarray, options: DiarizeOptions, whisper: WhisperOptions, progress: ProgressCallback,
+        vad: VadOptions, regions: list[Region] | None = None,
+    ) -> Diarization:  # fmt: skip
+        """Who spoke when. `regions` (VAD) are needed by the embedded backend only; the others
+        find speech themselves."""
         device, _ = self._device(whisper)
-        want_pyannote = options.backend == "pyannote" or (options.backend == "auto" and self.pyannote_configured())
-        if want_pyannote:
+        backend = diarization_backend(options.backend, self.config.hf_token, self.config.pyannote_pipeline)
+        speakers = (options.num_speakers, options.min_speakers, options.max_speakers)
+        if backend == "pyannote":
             try:
-                key = ("pyannote", self.config.pyannote_pipeline, device)
-
-                def loader():
-                    return diarize_stage.load_pyannote(self.config.pyannote_pipeline, self.config.hf_token, device)
-
-                with self._model(key, loader) as pipeline:
-                    turns, embeddings = diarize_stage.diarize_pyannote(
-                        pipeline, audio, options.num_speakers, options.min_speakers, options.max_speakers, progress
-                    )
-                return turns, embeddings, {"backend": "pyannote", "model": self.config.pyannote_pipeline}
+                model = self.config.pyannote_pipeline
+                key = ("pyannote", model, device)
+                with self._model(key, lambda: hub.load_pyannote(model, self.config.hf_token, device)) as pipeline:
+                    return hub.diarize_pyannote(pipeline, model, audio, *speakers, progress)
             except PipelineError:
                 raise
             except Exception as exc:
                 if options.backend == "pyannote":
                     raise PipelineError(f"pyannote diarization unavailable: {exc}", "DIARIZATION_UNAVAILABLE") from exc
-                logger.warning("pyannote diarization unavailable (%s); using the embedded diarizer", exc)
-        with self._model(("speaker-encoder", device), lambda: diarize_stage.SpeakerEncoder(device)) as encoder:
-            turns, embeddings = diarize_stage.diarize_embedded(
-                encoder, audio, regions, options.num_speakers, options.min_speakers, options.max_speakers, progress
-            )
-        return turns, embeddings, {"backend": "embedded", "model": EMBEDDED_MODEL}
+                logger.warning("pyannote diarization unavailable (%s); using the offline diarizer", exc)
+                backend = "campp" if campp.available() else "embedded"
+        if backend == "campp":
+            with self._model(("campp-diarizer", device), lambda: SegmentationDiarizer(device)) as diarizer:
+                return diarizer(audio, *speakers, progress)
+        if regions is None:
+            regions = self.speech_regions(audio, vad, whisper)
+        with self._model(("speaker-encoder", device), lambda: embedded.SpeakerEncoder(device)) as encoder:
+            return embedded.diarize_embedded(encoder, audio, regions, *speakers, progress)
 
     def pyannote_configured(self) -> bool:
         return pyannote_configured(self.config.hf_token, self.config.pyannote_pipeline)
@@ -204,14 +206,13 @@ class SpeechEngine:
         comparable with, the per-speaker vectors of diarization tasks.
         """
         audio = decode_audio(path)
-        regions = self.speech_regions(audio, options.vad, options.whisper)
         single = replace(options.diarize, num_speakers=1, min_speakers=None, max_speakers=None, return_embeddings=True)
-        turns, embeddings, diarizer = self.diarize(audio, regions, single, options.whisper, lambda _s, _f: None)
-        if not embeddings:
+        found = self.diarize(audio, single, options.whisper, lambda _s, _f: None, options.vad)
+        if not found.embeddings:
             raise PipelineError("no speech long enough to take a voice sample from was found", "NO_SPEECH")
-        vector = np.asarray(next(iter(embeddings.values())), dtype=np.float32)
-        speech = round(sum(t.end - t.start for t in turns), 3)
-        return Enrolment(vector, diarizer["model"], speech, round(len(audio) / SAMPLE_RATE, 3))
+        vector = np.asarray(next(iter(found.embeddings.values())), dtype=np.float32)
+        speech = round(sum(t.end - t.start for t in found.turns), 3)
+        return Enrolment(vector, found.model, speech, round(len(audio) / SAMPLE_RATE, 3))
 
     # -- task entry points --------------------------------------------------------------
     def run(
@@ -267,16 +268,17 @@ class SpeechEngine:
             )
             lap("align")
         if diarize:
-            turns, embeddings, diarizer = self.diarize(
-                audio, regions, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95)
-            )
+            found = self.diarize(
+                audio, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95), options.vad,
+                regions,
+            )  # fmt: skip
             lap("diarize")
-            segments = assign_speakers(segments, turns)
+            segments = assign_speakers(segments, found.exclusive)
             lap("combine")
-            result["diarization"] = diarizer
-            result["speakers"] = sorted({t.speaker for t in turns})
+            result["diarization"] = {"backend": found.backend, "model": found.model}
+            result["speakers"] = found.speakers
             if options.diarize.return_embeddings:
-                result["speaker_embeddings"] = embeddings
+                result["speaker_embeddings"] = found.embeddings
         result["segments"] = segments
         result["word_segments"] = [w for s in segments for w in s.get("words", [])]
         result["timings"] = timings
@@ -298,21 +300,20 @@ class SpeechEngine:
 
     def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> dict[str, Any]:
         audio = decode_audio(path)
-        regions = self.speech_regions(audio, options.vad, options.whisper)
-        turns, embeddings, diarizer = self.diarize(audio, regions, options.diarize, options.whisper, progress)
+        found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
         result: dict[str, Any] = {
             "duration": round(len(audio) / SAMPLE_RATE, 3),
-            "diarization": diarizer,
-            "segments": [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in turns],
-            "speakers": sorted({t.speaker for t in turns}),
+            "diarization": {"backend": found.backend, "model": found.model},
+            "segments": [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.turns],
+            "speakers": found.speakers,
         }
         if options.diarize.return_embeddings:
-            result["speaker_embeddings"] = embeddings
+            result["speaker_embeddings"] = found.embeddings
         return result
 
     def combine(self, transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
         """Speakers for a given aligned transcript from given speaker turns (no audio, no models)."""
-        turns = [diarize_stage.SpeakerTurn(float(d["start"]), float(d["end"]), str(d["speaker"])) for d in diarization]
+        turns = [SpeakerTurn(float(d["start"]), float(d["end"]), str(d["speaker"])) for d in diarization]
         segments = assign_speakers([dict(s) for s in transcript["segments"]], turns)
         return {
             "language": transcript.get("language"),

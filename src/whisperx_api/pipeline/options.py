@@ -57,7 +57,7 @@ class AlignOptions:
 
 @dataclass(frozen=True)
 class DiarizeOptions:
-    backend: Literal["auto", "pyannote", "embedded"] = "auto"
+    backend: Literal["auto", "pyannote", "campp", "embedded"] = "auto"
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None

@@ -48,7 +48,7 @@ class PipelineParams(msgspec.Struct, kw_only=True):
     return_char_alignments: bool = False
     # diarization
     diarize: bool = True
-    diarization_backend: Literal["auto", "pyannote", "embedded"] | None = None
+    diarization_backend: Literal["auto", "pyannote", "campp", "embedded"] | None = None
     num_speakers: Speakers | None = None
     min_speakers: Speakers | None = None
     max_speakers: Speakers | None = None

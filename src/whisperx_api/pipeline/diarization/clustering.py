@@ -1,0 +1,53 @@
+"""Spectral clustering of speaker vectors with the speaker count read from the eigengap, as
+3D-Speaker (and senko, after it) cluster CAM++ vectors.
+
+A distance threshold (pyannote's agglomerative clustering) needs one value for every recording;
+measured with CAM++ it does not exist: the real call's short turns split into extra speakers
+below 0.7 while espeak voices, which CAM++ places close together, merge above 0.5. The eigengap
+of the pruned affinity graph follows each recording's own structure instead
+(tests/bench/eval_accuracy.py; README "Who said what").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# share of each vector's neighbours kept in the affinity graph, but at least MIN_NEIGHBOURS
+# (3D-Speaker's p-pruning values)
+KEEP_SHARE = 0.02
+MIN_NEIGHBOURS = 6
+MAX_SPEAKERS = 20
+
+
+def spectral_labels(vectors: np.ndarray, low: int, high: int, wanted: int | None) -> np.ndarray:
+    """Cluster labels 0..k-1; k = `wanted`, else the largest eigengap within [low, high]."""
+    from sklearn.cluster import KMeans
+
+    count = len(vectors)
+    if count < 2:
+        return np.zeros(count, dtype=int)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    affinity = unit @ unit.T
+    # keep each row's strongest links only: weak, noisy similarities blur the graph's structure
+    drop = min(int((1 - KEEP_SHARE) * count), count - MIN_NEIGHBOURS)
+    if drop > 0:
+        weakest = np.argsort(affinity, axis=1)[:, :drop]
+        np.put_along_axis(affinity, weakest, 0.0, axis=1)
+    affinity = np.maximum(0.5 * (affinity + affinity.T), 0.0)
+    np.fill_diagonal(affinity, 0.0)
+    # the normalised Laplacian (eigenvalues in [0, 2]): with the unnormalised one, 3D-Speaker's
+    # choice, the gaps grow with the index and two similar male voices read as eight speakers
+    scale = 1.0 / np.sqrt(np.maximum(affinity.sum(axis=1), 1e-12))
+    laplacian = np.eye(count) - scale[:, None] * affinity * scale[None, :]
+    eigenvalues, eigenvectors = np.linalg.eigh(laplacian)
+    if wanted:
+        k = wanted
+    else:
+        low, high = max(1, low), min(high, MAX_SPEAKERS, count - 1)
+        k = int(np.argmax(np.diff(eigenvalues[low - 1 : high + 1]))) + low if high >= low else 1
+    k = max(1, min(k, count))
+    if k == 1:
+        return np.zeros(count, dtype=int)
+    spectral = eigenvectors[:, :k]
+    spectral = spectral / np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-12)
+    return np.asarray(KMeans(n_clusters=k, random_state=0, n_init=10).fit_predict(spectral))
