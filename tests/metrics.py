@@ -60,6 +60,7 @@ class WordMatch:
     utterance: int  # index into the utterances
     first_of_utterance: bool
     word: dict[str, Any]  # the hypothesis word (word, start, end, speaker)
+    exact: bool  # the same word (else a substitution)
 
 
 def words_of(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,7 +86,8 @@ def match_words(utterances: list[Turn], words: list[dict[str, Any]]) -> list[Wor
         if chunk.type in ("equal", "substitute"):
             for offset in range(chunk.ref_end_idx - chunk.ref_start_idx):
                 speaker, utterance, first = reference[chunk.ref_start_idx + offset]
-                matches.append(WordMatch(speaker, utterance, first, hypothesis[chunk.hyp_start_idx + offset]))
+                word = hypothesis[chunk.hyp_start_idx + offset]
+                matches.append(WordMatch(speaker, utterance, first, word, chunk.type == "equal"))
     return matches
 
 
@@ -113,9 +115,10 @@ def zero_duration_share(words: list[dict[str, Any]]) -> float:
 
 
 def first_word_offsets(utterances: list[Turn], words: list[dict[str, Any]]) -> dict[int, float]:
-    """Per utterance whose first word was recognised: |hypothesis start - reference start| in s."""
+    """Per utterance whose first word was recognised (the same word, not a substitute):
+    |hypothesis start - reference start| in s."""
     return {
         m.utterance: abs(float(m.word["start"]) - utterances[m.utterance].start)
         for m in match_words(utterances, words)
-        if m.first_of_utterance and m.word.get("start") is not None
+        if m.first_of_utterance and m.exact and m.word.get("start") is not None
     }

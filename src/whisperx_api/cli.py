@@ -102,6 +102,44 @@ def workers_run() -> None:
 
 
 @main.group()
+def speakers() -> None:
+    """The speaker library."""
+
+
+@speakers.command("reembed")
+@click.option("--dry-run", is_flag=True, help="only say what would be done")
+def speakers_reembed(dry_run: bool) -> None:
+    """Recompute stored voices with the current speaker encoder (from their kept enrolment
+    recordings); list the voices that must be enrolled again."""
+    from whisperx_api.logging_setup import configure_logging
+    from whisperx_api.runtime import Runtime
+    from whisperx_api.speakers.enrolment import reembed
+
+    settings = _settings_or_exit()
+    configure_logging(settings)
+
+    async def run_it() -> int:
+        runtime = await Runtime.start(settings)
+        try:
+            report = await reembed(runtime, dry_run=dry_run)
+        finally:
+            runtime.engine.process.stop()
+            await runtime.close()
+        verb = "would re-embed" if dry_run else "re-embedded"
+        for voice in report.done:
+            click.echo(f"{verb}: {voice.label} ({voice.id}): {voice.encoder_model} -> {report.encoder_model}")
+        for voice, why in report.to_enrol_again:
+            click.echo(f"enrol again: {voice.label} ({voice.id}), {voice.encoder_model}: {why}")
+        click.echo(
+            f"{len(report.done)} {verb}, {len(report.to_enrol_again)} to enrol again, "
+            f"{report.current} already made by {report.encoder_model}"
+        )
+        return 1 if report.to_enrol_again else 0
+
+    sys.exit(asyncio.run(run_it()))
+
+
+@main.group()
 def database() -> None:
     """Alembic migrations."""
 

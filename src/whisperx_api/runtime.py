@@ -42,6 +42,7 @@ class Runtime:
         self.db = db
         self.queue = queue
         self.media = media
+        self.voice_samples = MediaStore(settings.data_dir / "voice_samples")
         self.embedded_redis = embedded_redis
         self.worker: Worker | None = None
         self.worker_started = False
@@ -55,7 +56,7 @@ class Runtime:
         if self._speakers is None:
             from whisperx_api.speakers.library import SpeakerLibrary
 
-            self._speakers = SpeakerLibrary(self.db, self.queue.redis, self.settings.queue_name)
+            self._speakers = SpeakerLibrary(self.db, self.queue.redis, self.settings.queue_name, self.voice_samples)
         return self._speakers
 
     @property

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=2, ge=1)
     worker_shutdown_grace_s: int = Field(default=10, ge=0)
     keep_media: bool = False
+    # keep each enrolment's recording under DATA_DIR/voice_samples, so `whisperx-api speakers
+    # reembed` can recompute the library's vectors when the speaker encoder changes
+    keep_voice_samples: bool = True
     # outbound requests (/speech-to-text-url downloads and completion callbacks)
     url_download_timeout_s: int = Field(default=300, ge=1)
     url_max_download_mb: int = Field(default=2048, ge=1)

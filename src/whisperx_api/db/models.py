@@ -77,3 +77,6 @@ class Speaker(UUIDAuditBase):
     dimension: Mapped[int] = mapped_column(Integer)
     # float32 little-endian, L2-normalised once at write time so search is a dot product
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # the enrolment recording, kept (KEEP_VOICE_SAMPLES) so `speakers reembed` can recompute the
+    # vector with another encoder; None for vectors posted directly or stored from a task
+    sample_path: Mapped[str | None] = mapped_column(String(1024), nullable=True, default=None)

@@ -17,6 +17,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import merge_punctuations
 from whisperx.asr import WhisperModel
 
+from whisperx_api.pipeline import word_timing
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 from whisperx_api.pipeline.progress import ProgressCallback
 
@@ -41,21 +42,6 @@ def _windows(segments: list[dict[str, Any]], duration: float) -> list[tuple[floa
         end = min(duration, seg["end"] + min(MAX_PAD_S, max(0.0, after) / 2))
         spans.append((start, min(end, start + WINDOW_S)))
     return spans
-
-
-def _energy_onset(audio: np.ndarray, start: float, end: float) -> float | None:
-    """First 10 ms frame above a fraction of the window's peak energy (DTW always starts at frame 0)."""
-    a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
-    chunk = audio[a:b]
-    frames = len(chunk) // HOP
-    if frames < 3:
-        return None
-    rms = np.sqrt(np.mean(chunk[: frames * HOP].reshape(frames, HOP) ** 2, axis=1))
-    peak = float(rms.max())
-    if peak <= 1e-6:
-        return None
-    above = np.nonzero(rms > 0.1 * peak)[0]
-    return start + float(above[0]) * HOP / SAMPLE_RATE if above.size else None
 
 
 def align_with_whisper(
@@ -100,10 +86,7 @@ def align_with_whisper(
                 for w in alignment
                 if w["word"].strip()
             ]
-            if words:
-                onset = _energy_onset(audio, spans[i][0], words[0]["end"])
-                if onset is not None and onset < words[0]["end"] - 0.02:
-                    words[0]["start"] = round(max(words[0]["start"], onset), 3)
+            word_timing.refine(words, audio, spans[i])
             words_per_segment.append(words)
         progress("aligning", len(words_per_segment) / len(segments))
     return split_sentences(words_per_segment, segments)

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import whisperx
 
-from whisperx_api.pipeline.diarization.turns import SpeakerTurn
+from whisperx_api.pipeline import word_timing
+from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn, speaker_changes
 
 
 def turns_frame(turns: list[SpeakerTurn]) -> pd.DataFrame:
@@ -22,6 +23,13 @@ def assign_speakers(segments: list[dict[str, Any]], turns: list[SpeakerTurn]) ->
         return segments
     result = whisperx.assign_word_speakers(turns_frame(turns), {"segments": segments}, fill_nearest=True)
     return split_at_speaker_changes(list(result["segments"]))
+
+
+def attribute(segments: list[dict[str, Any]], diarization: Diarization) -> list[dict[str, Any]]:
+    """Aligned sentences and a diarization of the same audio: sentence boundaries moved to the
+    nearby changes of speaker (word_timing.anchor_to_turns), then a speaker for every word."""
+    word_timing.anchor_to_turns(segments, speaker_changes(diarization.exclusive))
+    return assign_speakers(segments, diarization.exclusive)
 
 
 def split_at_speaker_changes(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:

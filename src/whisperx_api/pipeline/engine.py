@@ -23,7 +23,7 @@ import numpy as np
 
 from whisperx_api.pipeline import align as align_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio
-from whisperx_api.pipeline.combine import assign_speakers
+from whisperx_api.pipeline.combine import assign_speakers, attribute
 from whisperx_api.pipeline.diarization import campp, embedded, hub
 from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
 from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
@@ -212,7 +212,7 @@ class SpeechEngine:
             raise PipelineError("no speech long enough to take a voice sample from was found", "NO_SPEECH")
         vector = np.asarray(next(iter(found.embeddings.values())), dtype=np.float32)
         speech = round(sum(t.end - t.start for t in found.turns), 3)
-        return Enrolment(vector, found.model, speech, round(len(audio) / SAMPLE_RATE, 3))
+        return Enrolment(vector, found.encoder, speech, round(len(audio) / SAMPLE_RATE, 3))
 
     # -- task entry points --------------------------------------------------------------
     def run(
@@ -273,9 +273,9 @@ class SpeechEngine:
                 regions,
             )  # fmt: skip
             lap("diarize")
-            segments = assign_speakers(segments, found.exclusive)
+            segments = attribute(segments, found)
             lap("combine")
-            result["diarization"] = {"backend": found.backend, "model": found.model}
+            result["diarization"] = found.describe()
             result["speakers"] = found.speakers
             if options.diarize.return_embeddings:
                 result["speaker_embeddings"] = found.embeddings
@@ -303,7 +303,7 @@ class SpeechEngine:
         found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
         result: dict[str, Any] = {
             "duration": round(len(audio) / SAMPLE_RATE, 3),
-            "diarization": {"backend": found.backend, "model": found.model},
+            "diarization": found.describe(),
             "segments": [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.turns],
             "speakers": found.speakers,
         }

@@ -14,10 +14,9 @@ from litestar.params import Body, Parameter
 
 from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.openapi import error_responses
-from whisperx_api.pipeline.encoders import speaker_encoder_model
 from whisperx_api.pipeline.errors import PipelineError
-from whisperx_api.pipeline.options import DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
 from whisperx_api.runtime import Runtime
+from whisperx_api.speakers.enrolment import current_encoder, enrolment_options
 from whisperx_api.speakers.library import Comparison, NewSpeaker
 from whisperx_api.speakers.schemas import (
     Candidate,
@@ -36,7 +35,7 @@ from whisperx_api.speakers.schemas import (
     SpeakerUpdate,
     to_out,
 )
-from whisperx_api.speakers.vectors import VectorError, prepare
+from whisperx_api.speakers.vectors import VectorError, default_threshold, prepare
 from whisperx_api.speech.uploads import new_task_id, overloaded, store_upload
 
 MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
@@ -76,8 +75,7 @@ async def checked_vector(
 
 
 def default_encoder(runtime: Runtime) -> str:
-    s = runtime.settings
-    return speaker_encoder_model(s.diarization_backend, s.hf_token, s.pyannote_pipeline)
+    return current_encoder(runtime.settings)
 
 
 async def comparison_note(runtime: Runtime, comparison: Comparison, dimension: int) -> str | None:
@@ -114,25 +112,30 @@ class SpeakerController(Controller):
         if not await runtime.admission.acquire("sync", str(sample_id)):
             raise overloaded("sync")
         path: str | None = None
+        sample: str | None = None
         try:
             path, _info = await store_upload(runtime, data.file, sample_id)
-            options = PipelineOptions(
-                whisper=WhisperOptions(device=settings.device, compute_type=settings.compute_type),
-                vad=VadOptions(vad_method=settings.vad_method),
-                diarize=DiarizeOptions(backend=settings.diarization_backend),
-            )
-            engine = runtime.engine
-            enrolment = await engine.speaker_embedding(Path(path), options)
+            enrolment = await runtime.engine.speaker_embedding(Path(path), enrolment_options(settings))
+            if settings.keep_voice_samples:
+                sample = str(runtime.voice_samples.adopt(path, sample_id))
         except PipelineError as exc:
             status = 422 if exc.code in ("NO_SPEECH", "AUDIO_PROCESSING_ERROR") else 500
             raise ApiError(status, exc.message, exc.code, "file") from None
         finally:
             runtime.media.delete(path)
             await runtime.admission.release("sync", str(sample_id))
-        vector = await checked_vector(runtime, enrolment.vector.tolist(), enrolment.encoder_model, "file")
-        (speaker,) = await runtime.speakers.add(
-            [NewSpeaker(label, vector, enrolment.encoder_model, data.description, data.task_uuid)]
-        )
+        try:
+            vector = await checked_vector(runtime, enrolment.vector.tolist(), enrolment.encoder_model, "file")
+            (speaker,) = await runtime.speakers.add(
+                [
+                    NewSpeaker(
+                        label, vector, enrolment.encoder_model, data.description, data.task_uuid, sample_id, sample
+                    )
+                ]
+            )
+        except BaseException:
+            runtime.voice_samples.delete(sample)
+            raise
         out = to_out(speaker)
         return EnrolledSpeaker(
             **msgspec.structs.asdict(out), speech_seconds=enrolment.speech_seconds, audio_duration=enrolment.duration
@@ -208,12 +211,13 @@ class SpeakerController(Controller):
     async def search(self, runtime: Runtime, data: SearchRequest) -> SearchResponse:
         encoder_model = data.encoder_model or default_encoder(runtime)
         query = await checked_vector(runtime, data.embedding, encoder_model)
-        comparison, hits = await runtime.speakers.search(query, encoder_model, data.limit, data.threshold)
+        threshold = data.threshold if data.threshold is not None else default_threshold(encoder_model)
+        comparison, hits = await runtime.speakers.search(query, encoder_model, data.limit, threshold)
         rows = await runtime.speakers.by_ids([h.entry.id for h in hits])
         return SearchResponse(
             # a row deleted since the index snapshot was taken is left out
             results=[SearchHit(to_out(rows[h.entry.id]), h.similarity) for h in hits if h.entry.id in rows],
-            encoder_model=encoder_model, dimension=int(query.size), compared=comparison.compared,
+            encoder_model=encoder_model, dimension=int(query.size), compared=comparison.compared, threshold=threshold,
             note=await comparison_note(runtime, comparison, int(query.size)),
         )  # fmt: skip
 
@@ -222,19 +226,20 @@ class SpeakerController(Controller):
     async def identify(self, runtime: Runtime, data: IdentifyRequest) -> IdentifyResponse:
         encoder_model = data.encoder_model or default_encoder(runtime)
         query = await checked_vector(runtime, data.embedding, encoder_model)
-        comparison, ranked = await runtime.speakers.identify(query, encoder_model, data.threshold)
+        threshold = data.threshold if data.threshold is not None else default_threshold(encoder_model)
+        comparison, ranked = await runtime.speakers.identify(query, encoder_model, threshold)
         if not comparison.compared:
             note = await comparison_note(runtime, comparison, int(query.size))
             raise ApiError(404, f"nothing to identify against: {note}", "NO_COMPARABLE_SPEAKERS", "embedding")
         rows = await runtime.speakers.by_ids([hit.entry.id for hit, _ in ranked[:1]])
         if not ranked or ranked[0][0].entry.id not in rows:
             raise ApiError(
-                404, f"no stored speaker reaches similarity {data.threshold} (compared with {comparison.compared})",
+                404, f"no stored speaker reaches similarity {threshold} (compared with {comparison.compared})",
                 "SPEAKER_NOT_IDENTIFIED", "embedding",
             )  # fmt: skip
         best, samples = ranked[0]
         return IdentifyResponse(
             speaker_label=best.entry.label, similarity=best.similarity, speaker=to_out(rows[best.entry.id]),
-            samples=samples, encoder_model=encoder_model, compared=comparison.compared,
+            samples=samples, encoder_model=encoder_model, compared=comparison.compared, threshold=threshold,
             candidates=[Candidate(hit.entry.label, hit.similarity, n) for hit, n in ranked],
         )  # fmt: skip

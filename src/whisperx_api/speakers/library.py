@@ -32,6 +32,7 @@ from whisperx_api.speakers.vectors import (
     from_bytes,
     to_bytes,
 )
+from whisperx_api.storage import MediaStore
 
 IndexKey = tuple[str, int]
 
@@ -43,6 +44,8 @@ class NewSpeaker:
     encoder_model: str
     description: str | None = None
     task_id: UUID | None = None
+    id: UUID | None = None  # None: a new one
+    sample_path: str | None = None  # the enrolment recording, in the voice sample store
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ def as_bytes(value: bytes | str | None) -> bytes:
 
 
 class SpeakerLibrary:
-    def __init__(self, db: SQLAlchemyAsyncConfig, redis: Redis, namespace: str) -> None:
+    def __init__(self, db: SQLAlchemyAsyncConfig, redis: Redis, namespace: str, samples: MediaStore) -> None:
         self._db = db
+        self._samples = samples  # voice samples go with their rows
         self._redis = redis
         self._version_key = f"{namespace}:speakers:version"
         self._version: bytes | None = None
@@ -112,6 +116,8 @@ class SpeakerLibrary:
         """Store speakers in one transaction (all or none)."""
         rows = [
             Speaker(
+                id=s.id or uuid4(),
+                sample_path=s.sample_path,
                 label=s.label,
                 description=s.description,
                 task_id=s.task_id,
@@ -175,8 +181,13 @@ class SpeakerLibrary:
 
     async def _delete_where(self, condition: ColumnElement[bool]) -> int:
         async with self._db.get_session() as session:
-            ids = set((await session.execute(delete(Speaker).where(condition).returning(Speaker.id))).scalars())
+            gone = (
+                await session.execute(delete(Speaker).where(condition).returning(Speaker.id, Speaker.sample_path))
+            ).all()
             await session.commit()
+        ids = {speaker_id for speaker_id, _ in gone}
+        for _, sample in gone:
+            self._samples.delete(sample)
         if ids:
 
             def patch(indexes: dict[IndexKey, VectorIndex]) -> None:

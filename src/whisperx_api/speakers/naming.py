@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from whisperx_api.speakers.library import NewSpeaker, SpeakerLibrary
-from whisperx_api.speakers.vectors import Hit, VectorError, prepare
+from whisperx_api.speakers.vectors import Hit, VectorError, default_threshold, prepare
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class SpeakerNaming:
 
     identify: bool = False
     auto_store: bool = False
-    threshold: float = 0.7
+    threshold: float | None = None  # None: the encoder's default (vectors.default_threshold)
 
     @property
     def wanted(self) -> bool:
@@ -80,7 +80,7 @@ async def name_speakers(
 ) -> dict[str, Any]:
     """Add `speaker_identification` to a diarization result (and apply it when asked)."""
     embeddings: dict[str, list[float]] = result.get("speaker_embeddings") or {}
-    encoder_model = str(result.get("diarization", {}).get("model", ""))
+    encoder_model = str(result.get("diarization", {}).get("encoder_model", ""))
     vectors = {}
     for raw, values in embeddings.items():
         try:
@@ -92,7 +92,8 @@ async def name_speakers(
     for raw, vector in vectors.items():
         _, ranked = await library.identify(vector, encoder_model, -1.0, exclude_task=task_id, limit=len(vectors))
         candidates[raw] = [hit for hit, _samples in ranked]
-    identified = assign(candidates, naming.threshold)
+    threshold = naming.threshold if naming.threshold is not None else default_threshold(encoder_model)
+    identified = assign(candidates, threshold)
 
     report: dict[str, dict[str, Any]] = {}
     for raw in sorted(embeddings):

@@ -25,7 +25,13 @@ Embedding = Annotated[
     list[float],
     msgspec.Meta(min_length=1, max_length=MAX_DIMENSION, description="the speaker vector (any scale; normalised)"),
 ]
-Threshold = Annotated[float, msgspec.Meta(ge=0.0, le=1.0, description="minimum cosine similarity")]
+Threshold = Annotated[
+    float,
+    msgspec.Meta(
+        ge=0.0, le=1.0,
+        description="minimum cosine similarity; default: the encoder's own (0.65 for CAM++, 0.7 for resemblyzer)",
+    ),
+]  # fmt: skip
 
 
 class SpeakerCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -56,13 +62,13 @@ class EnrollForm(msgspec.Struct, kw_only=True):
 class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embedding: Embedding
     limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
-    threshold: Threshold = 0.7
+    threshold: Threshold | None = None
     encoder_model: EncoderModel | None = None
 
 
 class IdentifyRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     embedding: Embedding
-    threshold: Threshold = 0.7
+    threshold: Threshold | None = None
     encoder_model: EncoderModel | None = None
 
 
@@ -110,6 +116,7 @@ class SearchResponse(msgspec.Struct):
     encoder_model: str
     dimension: int
     compared: int
+    threshold: float
     note: str | None = None
 
 
@@ -126,6 +133,7 @@ class IdentifyResponse(msgspec.Struct):
     samples: int
     encoder_model: str
     compared: int
+    threshold: float
     candidates: list[Candidate]
 
 

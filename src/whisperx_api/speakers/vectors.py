@@ -15,12 +15,22 @@ from uuid import UUID
 
 import numpy as np
 
-from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
+from whisperx_api.pipeline.encoders import CAMPP_MODEL, EMBEDDED_MODEL
 
 MAX_DIMENSION = 4096
 # Dimensions of the encoders this service knows; vectors from any other model must at least agree
 # with the ones already stored for that model.
-KNOWN_DIMENSIONS = {EMBEDDED_MODEL: 256}
+KNOWN_DIMENSIONS = {EMBEDDED_MODEL: 256, CAMPP_MODEL: 192}
+# The cosine similarity from which two vectors count as one person, per encoder (any other: 0.7).
+# resemblyzer: one voice 0.85-0.95, different espeak voices 0.55-0.67. CAM++ on the real call
+# (8-9 s enrolments, 1.3-1.9 s of other speech): the same person 0.72-0.74, the other person
+# on the same telephone line 0.55-0.57, an espeak voice 0.25-0.40 (tests/integration/
+# test_real_speech.py); the threshold sits between.
+DEFAULT_THRESHOLDS = {EMBEDDED_MODEL: 0.7, CAMPP_MODEL: 0.65}
+
+
+def default_threshold(encoder_model: str) -> float:
+    return DEFAULT_THRESHOLDS.get(encoder_model, 0.7)
 
 
 class VectorError(ValueError):

@@ -56,7 +56,8 @@ class PipelineParams(msgspec.Struct, kw_only=True):
     # speaker library
     identify_speakers: bool = False
     auto_store_speakers: bool = False
-    speaker_threshold: Probability = 0.7
+    # None: the speaker encoder's own default (0.65 for CAM++, 0.7 for resemblyzer)
+    speaker_threshold: Probability | None = None
     # delivery
     callback_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
 

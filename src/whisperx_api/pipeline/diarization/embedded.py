@@ -99,7 +99,7 @@ def diarize_embedded(
 ) -> Diarization:
     windows = sliding_windows(regions)
     if not windows:
-        return Diarization([], {}, "embedded", EMBEDDED_MODEL)
+        return Diarization([], {}, "embedded", EMBEDDED_MODEL, EMBEDDED_MODEL)
     embeddings = encoder.embed_windows(audio, windows)
     progress("diarizing", 0.8)
     raw = _cluster(embeddings, num_speakers, min_speakers, max_speakers)
@@ -127,5 +127,5 @@ def diarize_embedded(
     progress("diarizing", 1.0)
     return Diarization(
         [SpeakerTurn(round(t.start, 3), round(t.end, 3), t.speaker) for t in turns], centroids, "embedded",
-        EMBEDDED_MODEL,
+        EMBEDDED_MODEL, EMBEDDED_MODEL,
     )  # fmt: skip

@@ -26,4 +26,4 @@ def diarize_pyannote(
     )  # fmt: skip
     turns = [SpeakerTurn(round(float(r.start), 3), round(float(r.end), 3), str(r.speaker)) for r in frame.itertuples()]
     vectors = {k: [float(x) for x in v] for k, v in (embeddings or {}).items()}
-    return Diarization(turns, vectors, "pyannote", model)
+    return Diarization(turns, vectors, "pyannote", model, model)

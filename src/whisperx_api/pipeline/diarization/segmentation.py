@@ -190,7 +190,7 @@ class SegmentationDiarizer:
         labels, centroids = self._cluster(waveform[0], stretches, num_speakers, min_speakers, max_speakers, progress)
         if not centroids:
             progress("diarizing", 1.0)
-            return Diarization([], {}, "campp", MODEL_ID)
+            return Diarization([], {}, "campp", MODEL_ID, campp.CAMPP_MODEL)
         hard = -2 * np.ones(units.data.shape[::2], dtype=np.int8)
         for stretch, label in zip(stretches, labels, strict=True):
             for unit in stretch.units:
@@ -206,7 +206,7 @@ class SegmentationDiarizer:
             turns=[SpeakerTurn(t.start, t.end, names[t.speaker]) for t in overlapping],
             exclusive=[SpeakerTurn(t.start, t.end, names[t.speaker]) for t in exclusive if t.speaker in names],
             embeddings={names[str(k)]: centroids[k] for k in centroids if str(k) in names},
-            backend="campp", model=MODEL_ID,
+            backend="campp", model=MODEL_ID, encoder=campp.CAMPP_MODEL,
         )  # fmt: skip
 
     def _cluster(

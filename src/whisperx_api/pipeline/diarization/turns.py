@@ -3,6 +3,7 @@ vector per speaker."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ class Diarization:
     embeddings: dict[str, list[float]]
     backend: str
     model: str
+    encoder: str  # the model of `embeddings`, as the speaker library records it
     exclusive: list[SpeakerTurn] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -35,6 +37,10 @@ class Diarization:
     @property
     def speakers(self) -> list[str]:
         return sorted({t.speaker for t in self.turns})
+
+    def describe(self) -> dict[str, str]:
+        """What the result says about the diarizer."""
+        return {"backend": self.backend, "model": self.model, "encoder_model": self.encoder}
 
 
 def normalise(vector: np.ndarray) -> np.ndarray:
@@ -48,3 +54,19 @@ def first_appearance_names(labels: Sequence[Hashable]) -> dict[Any, str]:
     for label in labels:
         names.setdefault(label, f"SPEAKER_{len(names):02d}")
     return names
+
+
+# Turns shorter than this are left out when looking for changes of speaker: the diarization's
+# slivers (0.02-0.25 s) at the edges of real turns are where it is least sure who speaks.
+MIN_CHANGE_TURN_S = 0.3
+
+
+def speaker_changes(turns: list[SpeakerTurn], within: float = 1.0) -> list[tuple[float, float]]:
+    """Where one speaker stops and another starts within `within` s: (end of one, start of the
+    next), a point where they touch."""
+    ordered = sorted((t for t in turns if t.end - t.start >= MIN_CHANGE_TURN_S), key=lambda t: t.start)
+    return [
+        (min(a.end, b.start), max(a.end, b.start))
+        for a, b in itertools.pairwise(ordered)
+        if a.speaker != b.speaker and b.start - a.end <= within
+    ]
