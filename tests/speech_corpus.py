@@ -160,11 +160,27 @@ def espeak_meeting(out_dir: Path) -> Recording:
     return _mix("espeak meeting of 4, overlaps", placed, out_dir / "meeting_4.wav")
 
 
-def stretch(recording: Recording, start: float, end: float, out: Path) -> Path:
+def cut(recording: Recording, start: float, end: float, out: Path) -> Path:
     """A piece of a recording (for enrolling a voice from part of it)."""
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", str(start), "-to", str(end), "-i", str(recording.path),
          "-ar", str(SAMPLE_RATE), "-ac", "1", str(out)],
         check=True,
     )  # fmt: skip
+    return out
+
+
+def exclusive_speech(recording: Recording, speaker: str, start: float, end: float, out: Path) -> Path:
+    """Everything `speaker` says alone (no one else talking) between `start` and `end`, joined."""
+    audio = _load(recording.path)
+    own = np.zeros(len(audio), dtype=bool)
+    for turn in recording.turns:
+        if turn.speaker == speaker:
+            own[int(turn.start * SAMPLE_RATE) : int(turn.end * SAMPLE_RATE)] = True
+    for turn in recording.turns:
+        if turn.speaker != speaker:
+            own[int(turn.start * SAMPLE_RATE) : int(turn.end * SAMPLE_RATE)] = False
+    own[: int(start * SAMPLE_RATE)] = False
+    own[int(end * SAMPLE_RATE) :] = False
+    sf.write(str(out), audio[own], SAMPLE_RATE, subtype="PCM_16")
     return out

@@ -1,5 +1,5 @@
 """The pipeline through the real app and worker with the real offline models (tiny.en, base,
-pyannote VAD, Silero, resemblyzer) on speech generated with known text, timing and speakers."""
+pyannote VAD, Silero, segmentation-3.0 + CAM++) on speech generated with known text, timing and speakers."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ async def test_dialogue_is_diarized_into_two_speakers(
 ) -> None:
     client, _ = app_client
     result = (await result_of(client, await submit(client, media["dialogue"], model="tiny.en")))["result"]
-    assert result["diarization"]["backend"] == "embedded"
+    assert result["diarization"]["backend"] == "campp"
     assert result["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
     truth: list[Turn] = media["truth"]
     hypothesis = [{"start": s["start"], "end": s["end"], "speaker": s["speaker"]} for s in result["segments"]]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
-from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
+from whisperx_api.pipeline.encoders import CAMPP_MODEL
 
-DIM = 256
+DIM = 192
 
 
 def unit(index: int, dim: int = DIM) -> list[float]:
@@ -50,7 +50,7 @@ async def test_create_get_update_delete(client: AsyncTestClient) -> None:
     created = await create(client, "  Alice  Smith ", [3.0, 4.0] + [0.0] * (DIM - 2), description="host",
                            task_uuid=task)  # fmt: skip
     assert created["speaker_label"] == "Alice Smith"
-    assert created["encoder_model"] == EMBEDDED_MODEL and created["dimension"] == DIM
+    assert created["encoder_model"] == CAMPP_MODEL and created["dimension"] == DIM
     assert created["task_uuid"] == task and created["description"] == "host"
     # stored normalised, as float32
     assert created["embedding"][:2] == pytest.approx([0.6, 0.8], abs=1e-6)
@@ -106,7 +106,7 @@ async def test_list_filters_paging_newest_first_and_bulk_delete(client: AsyncTes
         ({"speaker_label": "x", "embedding": ["a", "b"]}, "embedding", "VALIDATION_ERROR"),
         ({"speaker_label": "x", "embedding": "0.1,0.2"}, "embedding", "VALIDATION_ERROR"),
         ({"speaker_label": "x", "embedding": [0.0] * DIM}, "embedding", "INVALID_EMBEDDING"),
-        ({"speaker_label": "x", "embedding": [0.1] * 255}, "embedding", "EMBEDDING_DIMENSION_MISMATCH"),
+        ({"speaker_label": "x", "embedding": [0.1] * 191}, "embedding", "EMBEDDING_DIMENSION_MISMATCH"),
         ({"speaker_label": "", "embedding": unit(0)}, "speaker_label", "VALIDATION_ERROR"),
         ({"speaker_label": "   ", "embedding": unit(0)}, "speaker_label", "VALIDATION_ERROR"),
         ({"embedding": unit(0)}, "speaker_label", "VALIDATION_ERROR"),
@@ -171,10 +171,11 @@ async def test_search_orders_by_cosine_similarity(client: AsyncTestClient) -> No
     assert [h["speaker"]["speaker_label"] for h in body["results"]] == ["exact", "close", "further", "orthogonal"]
     for hit in body["results"]:
         assert hit["similarity"] == pytest.approx(cosine(query, stored[hit["speaker"]["speaker_label"]]), abs=1e-5)
-    assert body["compared"] == 5 and body["encoder_model"] == EMBEDDED_MODEL and body["note"] is None
-    # default threshold 0.7 and the limit
+    assert body["compared"] == 5 and body["encoder_model"] == CAMPP_MODEL and body["note"] is None
+    # the default threshold (CAM++: 0.65) and the limit
     default = (await client.post("/speakers/search", json={"embedding": query})).json()
     assert [h["speaker"]["speaker_label"] for h in default["results"]] == ["exact", "close", "further"]
+    assert default["threshold"] == 0.65 and body["threshold"] == 0.0
     one = (await client.post("/speakers/search", json={"embedding": query, "limit": 1})).json()
     assert [h["speaker"]["speaker_label"] for h in one["results"]] == ["exact"]
 
@@ -213,7 +214,7 @@ async def test_like_with_like_only(client: AsyncTestClient) -> None:
     none = (await client.post("/speakers/search", json={"embedding": [1.0, 0.0, 0.0, 0.0], "encoder_model": "new-4d",
                                                         "threshold": 0.0})).json()  # fmt: skip
     assert none["results"] == [] and none["compared"] == 0
-    assert "new-4d" in none["note"] and EMBEDDED_MODEL in none["note"] and "acme-3d" in none["note"]
+    assert "new-4d" in none["note"] and CAMPP_MODEL in none["note"] and "acme-3d" in none["note"]
     error = error_of(
         await client.post("/speakers/identify", json={"embedding": [1.0, 0.0, 0.0, 0.0], "encoder_model": "new-4d"}),
         404,

@@ -1,0 +1,73 @@
+"""The offline diarizer's own parts on synthetic data (no models): utterance units, spectral
+clustering with the eigengap, speaker changes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from whisperx_api.pipeline.diarization.clustering import spectral_labels
+from whisperx_api.pipeline.diarization.segmentation import Stretch, Unit, group_stretches, split_units
+from whisperx_api.pipeline.diarization.turns import SpeakerTurn, speaker_changes
+
+
+def test_each_stretch_of_a_local_speaker_is_a_unit() -> None:
+    windows = np.zeros((1, 100, 3), dtype=np.float32)
+    windows[0, 10:30, 0] = 1  # local speaker 0 talks twice, with a pause of 20 frames
+    windows[0, 50:70, 0] = 1
+    windows[0, 31:33, 1] = 1
+    windows[0, 34:36, 1] = 1  # local speaker 1: a gap of 1 frame is not a pause
+    units = split_units(windows)
+    assert units.shape == (1, 100, 3)
+    spans = sorted((int(np.flatnonzero(units[0, :, k])[0]), int(np.flatnonzero(units[0, :, k])[-1])) for k in range(3))
+    assert spans == [(10, 29), (31, 35), (50, 69)]
+
+
+def test_one_utterance_seen_from_several_windows_is_one_stretch() -> None:
+    units = [
+        Unit(0, 0, 2.0, 4.0, cut=False),
+        Unit(1, 1, 2.05, 3.98, cut=False),  # the same, cut a frame differently
+        Unit(2, 0, 9.9, 10.0, cut=True),  # the edge of a window: a piece of the next one
+        Unit(3, 0, 9.9, 12.5, cut=False),
+    ]
+    stretches = group_stretches(units, window_s=10.0)
+    assert [(s.start, s.end, len(s.units)) for s in stretches] == [(2.0, 4.0, 2), (9.9, 12.5, 2)]
+
+
+def test_stretch_pieces_cover_it() -> None:
+    assert Stretch(0.0, 0.3).pieces() == []
+    assert Stretch(0.0, 1.2).pieces() == [(0.0, 1.2)]
+    pieces = Stretch(0.0, 4.0).pieces()
+    assert pieces[0] == (0.0, 1.5) and pieces[-1][1] == 4.0 and all(b - a == 1.5 for a, b in pieces)
+
+
+def clouds(centres: int, per: int, dim: int = 32, spread: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    means = rng.standard_normal((centres, dim))
+    labels = np.repeat(np.arange(centres), per)
+    return means[labels] + spread * rng.standard_normal((centres * per, dim)), labels
+
+
+def test_spectral_clustering_finds_how_many_speakers() -> None:
+    for count in (1, 2, 4):
+        vectors, truth = clouds(count, 12)
+        labels = spectral_labels(vectors, 1, 10, None)
+        assert len(set(labels.tolist())) == count
+        for k in range(count):  # each true cluster is one found cluster
+            assert len(set(labels[truth == k].tolist())) == 1
+
+
+def test_spectral_clustering_honours_a_given_count() -> None:
+    vectors, _ = clouds(4, 10)
+    assert len(set(spectral_labels(vectors, 1, 10, 2).tolist())) == 2
+    assert len(set(spectral_labels(vectors, 1, 3, None).tolist())) <= 3
+
+
+def test_speaker_changes_ignore_slivers() -> None:
+    turns = [
+        SpeakerTurn(0.0, 2.0, "A"),
+        SpeakerTurn(2.0, 2.1, "B"),  # a sliver
+        SpeakerTurn(2.1, 4.0, "A"),
+        SpeakerTurn(4.3, 6.0, "B"),
+        SpeakerTurn(9.0, 10.0, "A"),  # after a long silence: no change point
+    ]
+    assert speaker_changes(turns) == [(4.0, 4.3)]
