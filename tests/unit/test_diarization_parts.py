@@ -71,3 +71,14 @@ def test_speaker_changes_ignore_slivers() -> None:
         SpeakerTurn(9.0, 10.0, "A"),  # after a long silence: no change point
     ]
     assert speaker_changes(turns) == [(4.0, 4.3)]
+
+
+def test_many_vectors_are_clustered_through_a_sample(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import whisperx_api.pipeline.diarization.clustering as clustering
+
+    monkeypatch.setattr(clustering, "MAX_CLUSTERED", 40)
+    vectors, truth = clouds(3, 50)
+    labels = spectral_labels(vectors, 1, 10, None)
+    assert len(labels) == 150 and len(set(labels.tolist())) == 3
+    for k in range(3):
+        assert len(set(labels[truth == k].tolist())) == 1

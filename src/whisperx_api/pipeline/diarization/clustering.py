@@ -17,10 +17,25 @@ import numpy as np
 KEEP_SHARE = 0.02
 MIN_NEIGHBOURS = 6
 MAX_SPEAKERS = 20
+MAX_CLUSTERED = 1500
 
 
 def spectral_labels(vectors: np.ndarray, low: int, high: int, wanted: int | None) -> np.ndarray:
-    """Cluster labels 0..k-1; k = `wanted`, else the largest eigengap within [low, high]."""
+    """Cluster labels 0..k-1; k = `wanted`, else the largest eigengap within [low, high].
+
+    The eigendecomposition costs O(n^3) time and O(n^2) memory: beyond MAX_CLUSTERED vectors (about
+    20 minutes of speech) an even sample of them is clustered and every vector joins the nearest
+    centroid."""
+    if len(vectors) <= MAX_CLUSTERED:
+        return _spectral(vectors, low, high, wanted)
+    sample = np.linspace(0, len(vectors) - 1, MAX_CLUSTERED).round().astype(int)
+    labels = _spectral(vectors[sample], low, high, wanted)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    centroids = np.stack([unit[sample][labels == k].mean(axis=0) for k in range(int(labels.max()) + 1)])
+    return np.asarray(np.argmax(unit @ centroids.T, axis=1))
+
+
+def _spectral(vectors: np.ndarray, low: int, high: int, wanted: int | None) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     count = len(vectors)
