@@ -11,6 +11,7 @@ from importlib.metadata import version
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.response import Redirect
 from litestar.types import ASGIApp
 
@@ -19,7 +20,8 @@ from whisperx_api.health.controllers import HealthController
 from whisperx_api.logging_setup import configure_logging
 from whisperx_api.memory import freeze_long_lived
 from whisperx_api.openai_api.controllers import OpenAIController
-from whisperx_api.openapi import openapi_config
+from whisperx_api.openapi import close_request_bodies, document_errors, openapi_config
+from whisperx_api.parameters import check_parameters, handle_validation
 from whisperx_api.request_id import add_request_id
 from whisperx_api.runtime import Runtime
 from whisperx_api.security.admission import admission_gate
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await stop_worker(runtime, worker_task)
             await runtime.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             root,
             HealthController,
@@ -90,7 +92,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
-        exception_handlers=exception_handlers,
+        exception_handlers={**exception_handlers, ValidationException: handle_validation},
+        before_request=check_parameters,
         before_send=[add_request_id],
         middleware=safeguards(settings),
         security=[{"BearerToken": []}] if settings.auth.enabled else None,
@@ -98,3 +101,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,
         debug=False,
     )
+    document_errors(app, error_statuses(settings))
+    close_request_bodies(app)
+    return app
+
+
+def error_statuses(settings: Settings) -> list[int]:
+    """What any operation may answer besides its own errors: malformed requests, invalid or
+    unknown parameters, an internal error, a dependency down; and the safeguards that are on."""
+    statuses = [400, 422, 500, 503]
+    if settings.auth.enabled:
+        statuses.append(401)
+    if settings.rate_limit.enabled:
+        statuses.append(429)
+    if settings.max_upload_bytes:
+        statuses.append(413)
+    return statuses

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, Operation, Parameter, Schema, SecurityScheme
 
 from whisperx_api.errors import ErrorBody
 
 _DESCRIPTIONS = {
     400: "Bad request",
+    500: "Internal error",
     401: "Missing or wrong bearer token",
     404: "Not found",
     409: "Not in a state that allows this",
@@ -43,3 +51,75 @@ def openapi_config(version: str) -> OpenAPIConfig:
             }
         ),
     )
+
+
+_SCHEMA_KEYS = {
+    "enum": "enum", "minimum": "minimum", "maximum": "maximum", "exclusiveMinimum": "exclusive_minimum",
+    "exclusiveMaximum": "exclusive_maximum", "minLength": "min_length", "maxLength": "max_length",
+    "default": "default", "description": "description",
+}  # fmt: skip
+
+
+def schema_from_json(json_schema: dict[str, Any]) -> Schema:
+    """A JSON schema (as msgspec writes it) as Litestar's OpenAPI Schema."""
+    values: dict[str, Any] = {_SCHEMA_KEYS[k]: v for k, v in json_schema.items() if k in _SCHEMA_KEYS}
+    if "type" in json_schema:
+        values["type"] = OpenAPIType(json_schema["type"])
+    if "items" in json_schema:
+        values["items"] = schema_from_json(json_schema["items"])
+    if "anyOf" in json_schema:
+        values["one_of"] = [schema_from_json(option) for option in json_schema["anyOf"]]
+    return Schema(**values)
+
+
+def _not_null(json_schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or has a value: `X | None` is documented as X (with its default)."""
+    options = [o for o in json_schema.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:
+        return {**options[0], **{k: v for k, v in json_schema.items() if k not in ("anyOf", "default")}}
+    return json_schema
+
+
+def query_options(options: type[msgspec.Struct], note: str) -> type[Operation]:
+    """An Operation class that documents each field of `options` as a query parameter too, and
+    says so in the description (route decorators' operation_class)."""
+    (_,), components = msgspec.json.schema_components([options])
+    properties: dict[str, Any] = components[options.__name__]["properties"]
+    parameters = [
+        Parameter(name=name, param_in="query", schema=schema_from_json(_not_null(s)), description=s.get("description"))
+        for name, s in properties.items()
+    ]
+
+    @dataclass
+    class WithQueryOptions(Operation):
+        def __post_init__(self) -> None:
+            self.parameters = [*(self.parameters or []), *parameters]
+            self.description = f"{self.description}\n\n{note}" if self.description else note
+
+    return WithQueryOptions
+
+
+def close_request_bodies(app: Litestar) -> None:
+    """Request bodies take no fields beyond their schema's (unknown ones are refused, see
+    parameters.py): say so in the document (additionalProperties: false)."""
+    document = app.openapi_schema  # built once here; the docs serve this object
+    schemas = document.components.schemas if document.components and document.components.schemas else {}
+    for path in (document.paths or {}).values():
+        for operation in (path.get, path.put, path.post, path.patch, path.delete):
+            body = operation.request_body if operation is not None else None
+            for media in (getattr(body, "content", None) or {}).values():
+                ref = getattr(media.schema, "ref", None)
+                target = schemas.get(ref.rsplit("/", 1)[-1]) if isinstance(ref, str) else media.schema
+                if isinstance(target, Schema) and target.properties:
+                    target.additional_properties = False
+
+
+def document_errors(app: Litestar, statuses: Iterable[int]) -> None:
+    """Every operation documents these error statuses with the one error body (the framework
+    would document its own `{status_code, detail, extra}` shape for 400, which this service
+    never sends). A handler's own `responses` take precedence."""
+    defaults = error_responses(*statuses)
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if isinstance(handler, HTTPRouteHandler) and handler.include_in_schema:
+                handler.responses = {**defaults, **(handler.responses or {})}

@@ -74,6 +74,6 @@ async def test_reembed_recomputes_kept_voices_and_lists_the_rest(tmp_path: Path)
     async with AsyncTestClient(app=create_app(new), timeout=120) as client:
         listed = (await client.get("/speakers")).json()["speakers"]
         alice = next(s for s in listed if s["speaker_label"] == "Alice")
-        assert (await client.delete(f"/speakers/{alice['id']}")).status_code == 200
+        assert (await client.delete(f"/speakers/{alice['uuid']}")).status_code == 200
     clear_queue(new.queue_name)
     assert not sample.exists()

@@ -156,7 +156,7 @@ async def test_real_voices_are_identified_and_strangers_are_not(
     client: AsyncTestClient, corpus: dict[str, Any]
 ) -> None:
     for speaker in (await client.get("/speakers", params={"limit": 1000})).json()["speakers"]:
-        await client.delete(f"/speakers/{speaker['id']}")
+        await client.delete(f"/speakers/{speaker['uuid']}")
     diane = await enrol(client, corpus["diane_enrol"], "Diane")
     sheila = await enrol(client, corpus["sheila_enrol"], "Sheila")
     assert diane["encoder_model"] == sheila["encoder_model"] == CAMPP_MODEL and diane["dimension"] == 192
@@ -171,7 +171,7 @@ async def test_real_voices_are_identified_and_strangers_are_not(
         assert [c["speaker_label"] for c in body["candidates"]] == [who], body
 
     # a voice nobody enrolled stays unknown at the default threshold: Sheila, once she is gone...
-    assert (await client.delete(f"/speakers/{sheila['id']}")).status_code == 200
+    assert (await client.delete(f"/speakers/{sheila['uuid']}")).status_code == 200
     stranger = await client.post("/speakers/identify", json={"embedding": await voice_of(client, corpus["sheila_rest"])})
     assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "SPEAKER_NOT_IDENTIFIED"
     # ... and a synthetic one
@@ -183,7 +183,7 @@ async def test_real_voices_are_identified_and_strangers_are_not(
 
 async def test_the_call_is_named_by_its_enrolled_voices(client: AsyncTestClient, corpus: dict[str, Any]) -> None:
     for speaker in (await client.get("/speakers", params={"limit": 1000})).json()["speakers"]:
-        await client.delete(f"/speakers/{speaker['id']}")
+        await client.delete(f"/speakers/{speaker['uuid']}")
     await enrol(client, corpus["diane_enrol"], "Diane")
     await enrol(client, corpus["sheila_enrol"], "Sheila")
     call: Recording = corpus["call"]

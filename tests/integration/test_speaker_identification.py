@@ -71,7 +71,7 @@ async def enrol(client: AsyncTestClient, path: Path, label: str, **fields: str) 
 
 async def clear_library(client: AsyncTestClient) -> None:
     for speaker in (await client.get("/speakers", params={"limit": 1000})).json()["speakers"]:
-        assert (await client.delete(f"/speakers/{speaker['id']}")).status_code == 200
+        assert (await client.delete(f"/speakers/{speaker['uuid']}")).status_code == 200
 
 
 async def test_enrolled_voices_name_the_speakers_of_a_dialogue(client: AsyncTestClient, media: dict[str, Any]) -> None:
@@ -134,7 +134,7 @@ async def test_auto_stored_speakers_are_named_in_the_next_recording(
     assert der(truth, first["result"]["segments"]) <= 0.15
     # without identify_speakers, the transcript keeps the diarizer's labels
     assert first["result"]["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
-    stored = (await client.get("/speakers", params={"task_id": task_id})).json()
+    stored = (await client.get("/speakers", params={"task_uuid": task_id})).json()
     assert stored["total"] == 2
     assert {s["speaker_label"] for s in stored["speakers"]} == {v["stored_label"] for v in report.values()}
     # which stored label belongs to which true voice (the first turn is A's)
@@ -152,11 +152,11 @@ async def test_auto_stored_speakers_are_named_in_the_next_recording(
     assert ier(follow_truth, result["segments"], label_of) <= 0.15, result["segments"]
     assert {v["status"] for v in result["speaker_identification"].values()} == {"identified"}
     # known voices are not stored again
-    assert (await client.get("/speakers", params={"task_id": second["identifier"]})).json()["total"] == 0
+    assert (await client.get("/speakers", params={"task_uuid": second["identifier"]})).json()["total"] == 0
     assert (await client.get("/speakers")).json()["total"] == 2
 
     # deleting the task's speakers empties the library again
-    assert (await client.delete("/speakers", params={"task_id": task_id})).json()["deleted"] == 2
+    assert (await client.delete("/speakers", params={"task_uuid": task_id})).json()["deleted"] == 2
 
 
 async def test_enrolment_refuses_what_it_cannot_use(client: AsyncTestClient, media: dict[str, Any]) -> None:

@@ -55,22 +55,22 @@ async def test_create_get_update_delete(client: AsyncTestClient) -> None:
     # stored normalised, as float32
     assert created["embedding"][:2] == pytest.approx([0.6, 0.8], abs=1e-6)
 
-    fetched = (await client.get(f"/speakers/{created['id']}")).json()
-    assert fetched["id"] == created["id"] and fetched["embedding"][:2] == pytest.approx([0.6, 0.8], abs=1e-6)
+    fetched = (await client.get(f"/speakers/{created['uuid']}")).json()
+    assert fetched["uuid"] == created["uuid"] and fetched["embedding"][:2] == pytest.approx([0.6, 0.8], abs=1e-6)
 
-    renamed = await client.put(f"/speakers/{created['id']}", json={"speaker_label": "Alice S.", "description": None})
+    renamed = await client.put(f"/speakers/{created['uuid']}", json={"speaker_label": "Alice S.", "description": None})
     assert renamed.status_code == 200, renamed.text
     body = renamed.json()
     assert body["speaker_label"] == "Alice S." and body["description"] is None and body["task_uuid"] == task
     assert body["updated_at"] >= created["updated_at"]
 
-    moved = (await client.put(f"/speakers/{created['id']}", json={"embedding": unit(7)})).json()
+    moved = (await client.put(f"/speakers/{created['uuid']}", json={"embedding": unit(7)})).json()
     assert moved["embedding"][7] == pytest.approx(1.0) and moved["speaker_label"] == "Alice S."
 
-    deleted = await client.delete(f"/speakers/{created['id']}")
-    assert deleted.status_code == 200 and deleted.json()["id"] == created["id"]
-    assert error_of(await client.get(f"/speakers/{created['id']}"), 404)["code"] == "SPEAKER_NOT_FOUND"
-    assert error_of(await client.delete(f"/speakers/{created['id']}"), 404)["code"] == "SPEAKER_NOT_FOUND"
+    deleted = await client.delete(f"/speakers/{created['uuid']}")
+    assert deleted.status_code == 200 and deleted.json()["uuid"] == created["uuid"]
+    assert error_of(await client.get(f"/speakers/{created['uuid']}"), 404)["code"] == "SPEAKER_NOT_FOUND"
+    assert error_of(await client.delete(f"/speakers/{created['uuid']}"), 404)["code"] == "SPEAKER_NOT_FOUND"
 
 
 async def test_list_filters_paging_newest_first_and_bulk_delete(client: AsyncTestClient) -> None:
@@ -78,25 +78,25 @@ async def test_list_filters_paging_newest_first_and_bulk_delete(client: AsyncTes
     made = [await create(client, f"p{i}", unit(i), task_uuid=task_a if i < 3 else task_b) for i in range(5)]
     page = (await client.get("/speakers", params={"limit": 2})).json()
     assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 0
-    assert [s["id"] for s in page["speakers"]] == [made[4]["id"], made[3]["id"]]
+    assert [s["uuid"] for s in page["speakers"]] == [made[4]["uuid"], made[3]["uuid"]]
     assert "embedding" not in page["speakers"][0]
     rest = (await client.get("/speakers", params={"limit": 2, "offset": 4})).json()
-    assert [s["id"] for s in rest["speakers"]] == [made[0]["id"]]
-    by_task = (await client.get("/speakers", params={"task_id": task_a})).json()
+    assert [s["uuid"] for s in rest["speakers"]] == [made[0]["uuid"]]
+    by_task = (await client.get("/speakers", params={"task_uuid": task_a})).json()
     assert by_task["total"] == 3 and {s["task_uuid"] for s in by_task["speakers"]} == {task_a}
     by_label = (await client.get("/speakers", params={"label": "p3", "include_embeddings": True})).json()
-    assert [s["id"] for s in by_label["speakers"]] == [made[3]["id"]]
+    assert [s["uuid"] for s in by_label["speakers"]] == [made[3]["uuid"]]
     assert by_label["speakers"][0]["embedding"][3] == pytest.approx(1.0)
 
-    bulk = await client.delete("/speakers", params={"task_id": task_a})
-    assert bulk.status_code == 200 and bulk.json() == {"task_id": task_a, "deleted": 3}
+    bulk = await client.delete("/speakers", params={"task_uuid": task_a})
+    assert bulk.status_code == 200 and bulk.json() == {"task_uuid": task_a, "deleted": 3}
     assert (await client.get("/speakers")).json()["total"] == 2
     # the index forgot them too
     search = (await client.post("/speakers/search", json={"embedding": unit(0), "threshold": 0.0})).json()
     assert {h["speaker"]["speaker_label"] for h in search["results"]} == {"p3", "p4"}
-    assert (await client.delete("/speakers", params={"task_id": task_a})).json()["deleted"] == 0
-    assert error_of(await client.delete("/speakers"), 422)["param"] == "task_id"
-    assert error_of(await client.delete("/speakers", params={"task_id": "nope"}), 422)["param"] == "task_id"
+    assert (await client.delete("/speakers", params={"task_uuid": task_a})).json()["deleted"] == 0
+    assert error_of(await client.delete("/speakers"), 422)["param"] == "task_uuid"
+    assert error_of(await client.delete("/speakers", params={"task_uuid": "nope"}), 422)["param"] == "task_uuid"
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ async def test_nan_and_infinity_tokens_and_malformed_json_are_rejected(client: A
 
 async def test_update_validation(client: AsyncTestClient) -> None:
     speaker = await create(client, "bob", unit(1))
-    path = f"/speakers/{speaker['id']}"
+    path = f"/speakers/{speaker['uuid']}"
     assert error_of(await client.put(path, json={}), 422)["code"] == "EMPTY_UPDATE"
     assert error_of(await client.put(path, json={"speaker_label": None}), 422)["param"] == "speaker_label"
     assert error_of(await client.put(path, json={"embedding": [0.1] * 3}), 422)["code"] == (

@@ -26,6 +26,9 @@ class TaskStatus(enum.StrEnum):
 
 
 ACTIVE_STATUSES = (TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)
+# The largest page offset a list accepts: beyond any table this service keeps, and far below
+# what overflows the database drivers (a 30-digit offset was a 500 before).
+MAX_OFFSET = 10**9
 
 
 class TaskType(enum.StrEnum):

@@ -12,6 +12,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 
+from whisperx_api.db.models import MAX_OFFSET
 from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.errors import PipelineError
@@ -42,11 +43,11 @@ MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
 def parse_speaker_id(identifier: str) -> UUID:
-    return parse_uuid(identifier, "speaker", "SPEAKER_NOT_FOUND", "speaker_id")
+    return parse_uuid(identifier, "speaker", "SPEAKER_NOT_FOUND", "speaker_uuid")
 
 
 def not_found(speaker_id: UUID) -> ApiError:
-    return ApiError(404, f"speaker {speaker_id} not found", "SPEAKER_NOT_FOUND", "speaker_id")
+    return ApiError(404, f"speaker {speaker_id} not found", "SPEAKER_NOT_FOUND", "speaker_uuid")
 
 
 def clean_label(label: str) -> str:
@@ -145,33 +146,33 @@ class SpeakerController(Controller):
     async def list_speakers(
         self,
         runtime: Runtime,
-        task_id: Annotated[UUID | None, Parameter(description="only speakers linked to this task")] = None,
+        task_uuid: Annotated[UUID | None, Parameter(description="only speakers linked to this task")] = None,
         label: Annotated[str | None, Parameter(description="only speakers with exactly this label")] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000, description="page size")] = 100,
-        offset: Annotated[int, Parameter(ge=0, description="rows to skip")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
         include_embeddings: Annotated[bool, Parameter(description="include each vector")] = False,
     ) -> SpeakerList:
-        rows, total = await runtime.speakers.page(task_id=task_id, label=label, limit=limit, offset=offset)
+        rows, total = await runtime.speakers.page(task_id=task_uuid, label=label, limit=limit, offset=offset)
         return SpeakerList([to_out(r, include_embeddings) for r in rows], total=total, limit=limit, offset=offset)
 
     @delete("/", status_code=200, summary="Delete every speaker linked to a task", responses=error_responses(422))
     async def delete_for_task(
-        self, runtime: Runtime, task_id: Annotated[UUID, Parameter(description="the task whose speakers go")]
+        self, runtime: Runtime, task_uuid: Annotated[UUID, Parameter(description="the task whose speakers go")]
     ) -> SpeakersDeleted:
-        return SpeakersDeleted(task_id=task_id, deleted=await runtime.speakers.delete_for_task(task_id))
+        return SpeakersDeleted(task_uuid=task_uuid, deleted=await runtime.speakers.delete_for_task(task_uuid))
 
-    @get("/{speaker_id:str}", summary="Get a stored speaker with its vector", responses=error_responses(404))
-    async def get_speaker(self, runtime: Runtime, speaker_id: str) -> SpeakerOut:
-        sid = parse_speaker_id(speaker_id)
+    @get("/{speaker_uuid:str}", summary="Get a stored speaker with its vector", responses=error_responses(404))
+    async def get_speaker(self, runtime: Runtime, speaker_uuid: str) -> SpeakerOut:
+        sid = parse_speaker_id(speaker_uuid)
         speaker = await runtime.speakers.get(sid)
         if speaker is None:
             raise not_found(sid)
         return to_out(speaker, with_embedding=True)
 
-    @put("/{speaker_id:str}", summary="Change a speaker's label, description, task link or vector (partial)",
+    @put("/{speaker_uuid:str}", summary="Change a speaker's label, description, task link or vector (partial)",
          responses=error_responses(404, 422))  # fmt: skip
-    async def update_speaker(self, runtime: Runtime, speaker_id: str, data: SpeakerUpdate) -> SpeakerOut:
-        sid = parse_speaker_id(speaker_id)
+    async def update_speaker(self, runtime: Runtime, speaker_uuid: str, data: SpeakerUpdate) -> SpeakerOut:
+        sid = parse_speaker_id(speaker_uuid)
         given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         if not given:
             raise ApiError(422, "the update is empty; give at least one field to change", "EMPTY_UPDATE")
@@ -199,12 +200,12 @@ class SpeakerController(Controller):
             raise not_found(sid)
         return to_out(updated, with_embedding=True)
 
-    @delete("/{speaker_id:str}", status_code=200, summary="Delete a stored speaker", responses=error_responses(404))
-    async def delete_speaker(self, runtime: Runtime, speaker_id: str) -> SpeakerDeleted:
-        sid = parse_speaker_id(speaker_id)
+    @delete("/{speaker_uuid:str}", status_code=200, summary="Delete a stored speaker", responses=error_responses(404))
+    async def delete_speaker(self, runtime: Runtime, speaker_uuid: str) -> SpeakerDeleted:
+        sid = parse_speaker_id(speaker_uuid)
         if not await runtime.speakers.delete(sid):
             raise not_found(sid)
-        return SpeakerDeleted(id=sid)
+        return SpeakerDeleted(uuid=sid)
 
     @post("/search", status_code=200, responses=error_responses(400, 422),
           summary="Stored speakers most similar to a vector (cosine similarity, most similar first)")  # fmt: skip

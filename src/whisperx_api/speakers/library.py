@@ -16,10 +16,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import numpy as np
+from advanced_alchemy.exceptions import RepositoryError
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from whisperx_api.db.models import Speaker
 from whisperx_api.db.services import SpeakerService
@@ -154,7 +156,12 @@ class SpeakerLibrary:
                 vector: np.ndarray = values.pop("vector")
                 values["dimension"] = int(vector.size)
                 values["vector"] = to_bytes(vector)
-            after = await service.update(values, item_id=speaker_id, auto_commit=True)
+            try:
+                after = await service.update(values, item_id=speaker_id, auto_commit=True)
+            except RepositoryError as exc:
+                if isinstance(exc.__cause__, StaleDataError):  # deleted since it was read
+                    return None
+                raise
 
         def patch(indexes: dict[IndexKey, VectorIndex]) -> None:
             new_key = (after.encoder_model, after.dimension)

@@ -100,13 +100,13 @@ async def name_speakers(
         hit = identified.get(raw)
         if hit is not None:
             report[raw] = {
-                "status": "identified", "label": hit.entry.label, "speaker_id": str(hit.entry.id),
+                "status": "identified", "label": hit.entry.label, "speaker_uuid": str(hit.entry.id),
                 "similarity": hit.similarity,
             }  # fmt: skip
         else:
             closest = candidates.get(raw, [])
             report[raw] = {
-                "status": "unknown", "label": None, "speaker_id": None,
+                "status": "unknown", "label": None, "speaker_uuid": None,
                 "similarity": closest[0].similarity if closest else None,
                 "closest_label": closest[0].entry.label if closest else None,
             }  # fmt: skip
@@ -129,7 +129,7 @@ async def name_speakers(
         stored.update({s.label: s for s in await library.add(new)})
         for raw in unknown:
             speaker = stored[stored_label(raw, task_id)]
-            report[raw].update(status="stored", stored_label=speaker.label, stored_speaker_id=str(speaker.id))
+            report[raw].update(status="stored", stored_label=speaker.label, stored_speaker_uuid=str(speaker.id))
 
     result["speaker_identification"] = report
     if naming.identify:

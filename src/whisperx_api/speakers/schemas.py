@@ -73,7 +73,10 @@ class IdentifyRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class SpeakerOut(msgspec.Struct, kw_only=True):
-    id: UUID
+    """The reference's speaker fields (uuid, task_uuid, speaker_label, description, embedding,
+    created_at) and this service's (encoder_model, dimension, updated_at)."""
+
+    uuid: UUID
     speaker_label: str
     description: str | None
     task_uuid: UUID | None
@@ -97,12 +100,12 @@ class SpeakerList(msgspec.Struct):
 
 
 class SpeakerDeleted(msgspec.Struct):
-    id: UUID
+    uuid: UUID
     message: str = "Speaker deleted"
 
 
 class SpeakersDeleted(msgspec.Struct):
-    task_id: UUID
+    task_uuid: UUID
     deleted: int
 
 
@@ -139,7 +142,7 @@ class IdentifyResponse(msgspec.Struct):
 
 def to_out(speaker: Speaker, with_embedding: bool = False) -> SpeakerOut:
     return SpeakerOut(
-        id=speaker.id, speaker_label=speaker.label, description=speaker.description, task_uuid=speaker.task_id,
+        uuid=speaker.id, speaker_label=speaker.label, description=speaker.description, task_uuid=speaker.task_id,
         encoder_model=speaker.encoder_model, dimension=speaker.dimension, created_at=speaker.created_at,
         updated_at=speaker.updated_at,
         embedding=[float(x) for x in from_bytes(speaker.vector)] if with_embedding else msgspec.UNSET,

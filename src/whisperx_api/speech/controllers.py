@@ -13,7 +13,7 @@ from litestar.params import Body
 
 from whisperx_api.db.models import TaskType
 from whisperx_api.errors import ApiError
-from whisperx_api.openapi import error_responses
+from whisperx_api.openapi import error_responses, query_options
 from whisperx_api.pipeline.audio import MediaInfo
 from whisperx_api.pipeline.options import PipelineOptions
 from whisperx_api.runtime import Runtime
@@ -22,11 +22,17 @@ from whisperx_api.settings import Settings
 from whisperx_api.speech.options import build_naming, build_options, decode_json_upload
 from whisperx_api.speech.schemas import (
     AlignForm,
+    AlignOnlyOptions,
+    BaseOptions,
     CombineForm,
     DiarizationIn,
+    DiarizeForm,
+    DiarizeOnlyOptions,
+    FullOptions,
     MediaForm,
-    PipelineParams,
     ProbeForm,
+    TranscribeForm,
+    TranscribeOptions,
     TranscriptIn,
     TurnIn,
     UrlForm,
@@ -36,6 +42,12 @@ from whisperx_api.speech.url_download import download
 from whisperx_api.tasks.schemas import TaskQueued
 
 MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
+BOTH_WAYS = (
+    "Every option may be given as a query parameter (as the reference whisperX-FastAPI takes them) or as a "
+    "form field in the body; one given both ways must have the same value in both. An unknown parameter is "
+    "a 422 `UNKNOWN_PARAMETER`."
+)
+FULL = query_options(FullOptions, BOTH_WAYS)
 URL_FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 UPLOAD_ERRORS = error_responses(400, 413, 415, 422, 503)
 
@@ -52,7 +64,7 @@ async def check_callback(runtime: Runtime, url: str | None) -> str | None:
 
 
 def task_params(
-    form: PipelineParams, task_type: TaskType, settings: Settings
+    form: BaseOptions, task_type: TaskType, settings: Settings
 ) -> tuple[PipelineOptions, dict[str, Any]]:
     """Checked options of a pipeline task and the parameters its job will get."""
     options = build_options(form, settings)
@@ -69,7 +81,7 @@ FetchMedia = Callable[[UUID], Awaitable[tuple[str, str | None, MediaInfo]]]
 
 
 async def queue_media(
-    runtime: Runtime, form: PipelineParams, task_type: TaskType, fetch: FetchMedia, *,
+    runtime: Runtime, form: BaseOptions, task_type: TaskType, fetch: FetchMedia, *,
     extra: dict[str, Any] | None = None, url: str | None = None,
 ) -> TaskQueued:  # fmt: skip
     """Check the options and callback first (cheap), then store the media, then queue the task."""
@@ -86,7 +98,8 @@ async def queue_media(
 
 
 async def queue_upload(
-    runtime: Runtime, form: MediaForm | AlignForm, task_type: TaskType, extra: dict[str, Any] | None = None
+    runtime: Runtime, form: MediaForm | TranscribeForm | AlignForm | DiarizeForm, task_type: TaskType,
+    extra: dict[str, Any] | None = None,
 ) -> TaskQueued:
     async def store(task_id: UUID) -> tuple[str, str | None, MediaInfo]:
         path, info = await store_upload(runtime, form.file, task_id)
@@ -98,13 +111,13 @@ async def queue_upload(
 class SpeechController(Controller):
     tags = ["Speech-2-Text"]
 
-    @post("/speech-to-text", status_code=200, responses=UPLOAD_ERRORS,
+    @post("/speech-to-text", status_code=200, responses=UPLOAD_ERRORS, operation_class=FULL,
           summary="Transcribe, align and diarize an uploaded audio or video file (queued)")  # fmt: skip
     async def speech_to_text(self, runtime: Runtime, data: Annotated[MediaForm, MULTIPART]) -> TaskQueued:
         return await queue_upload(runtime, data, TaskType.FULL_PROCESS)
 
     @post("/speech-to-text-url", status_code=200, responses={**UPLOAD_ERRORS, **error_responses(502, 504)},
-          summary="Transcribe, align and diarize media fetched from an http(s) URL (queued)")  # fmt: skip
+          operation_class=FULL, summary="Transcribe, align and diarize media fetched from an http(s) URL (queued)")  # fmt: skip
     async def speech_to_text_url(self, runtime: Runtime, data: Annotated[UrlForm, URL_FORM]) -> TaskQueued:
         async def fetch(task_id: UUID) -> tuple[str, str | None, MediaInfo]:
             path, name = await download(runtime, data.url, task_id)
@@ -118,11 +131,13 @@ class ServiceController(Controller):
     tags = ["Services"]
 
     @post("/transcribe", status_code=200, responses=UPLOAD_ERRORS,
+          operation_class=query_options(TranscribeOptions, BOTH_WAYS),
           summary="Transcribe an uploaded file (no alignment, no diarization; queued)")  # fmt: skip
-    async def transcribe(self, runtime: Runtime, data: Annotated[MediaForm, MULTIPART]) -> TaskQueued:
+    async def transcribe(self, runtime: Runtime, data: Annotated[TranscribeForm, MULTIPART]) -> TaskQueued:
         return await queue_upload(runtime, data, TaskType.TRANSCRIPTION)
 
     @post("/align", status_code=200, responses=UPLOAD_ERRORS,
+          operation_class=query_options(AlignOnlyOptions, BOTH_WAYS),
           summary="Word timings for a given transcript (JSON file `transcript`) and its audio (queued)")  # fmt: skip
     async def align(self, runtime: Runtime, data: Annotated[AlignForm, MULTIPART]) -> TaskQueued:
         transcript = decode_json_upload(await data.transcript.read(), TranscriptIn, "transcript")
@@ -131,8 +146,9 @@ class ServiceController(Controller):
         )
 
     @post("/diarize", status_code=200, responses=UPLOAD_ERRORS,
+          operation_class=query_options(DiarizeOnlyOptions, BOTH_WAYS),
           summary="Who spoke when: speaker turns of an uploaded file (queued)")  # fmt: skip
-    async def diarize(self, runtime: Runtime, data: Annotated[MediaForm, MULTIPART]) -> TaskQueued:
+    async def diarize(self, runtime: Runtime, data: Annotated[DiarizeForm, MULTIPART]) -> TaskQueued:
         return await queue_upload(runtime, data, TaskType.DIARIZATION)
 
     @post("/combine", status_code=200, responses=error_responses(400, 413, 422, 503),

@@ -19,7 +19,14 @@ from whisperx_api.pipeline.options import (
 )
 from whisperx_api.settings import Settings
 from whisperx_api.speakers.naming import SpeakerNaming
-from whisperx_api.speech.schemas import PipelineParams
+from whisperx_api.speech.schemas import (
+    AlignOnlyOptions,
+    BaseOptions,
+    DiarizeOnlyOptions,
+    FullOptions,
+    TranscribeOptions,
+    WhisperModelOptions,
+)
 
 LANGUAGE_CODES = frozenset(LANGUAGES)
 
@@ -54,84 +61,105 @@ def check_speakers(num: int | None, low: int | None, high: int | None) -> None:
         )
 
 
-def build_options(params: PipelineParams, settings: Settings) -> PipelineOptions:
-    model = check_model(params.model or settings.whisper_model, settings)
-    language = check_language(params.language if params.language is not None else (settings.default_lang or None))
-    if model.endswith(".en"):
-        if params.task == "translate":
-            raise ApiError(
-                422,
-                f"model {model!r} is English-only and cannot translate; use a multilingual model",
-                "TRANSLATION_UNSUPPORTED",
-                "task",
-            )
-        if language not in (None, "en"):
-            raise ApiError(
-                422,
-                f"model {model!r} is English-only; language {language!r} needs a multilingual model",
-                "INVALID_LANGUAGE_CODE",
-                "language",
-            )
-    check_speakers(params.num_speakers, params.min_speakers, params.max_speakers)
-    if params.vad_offset > params.vad_onset:
+def build_options(params: BaseOptions, settings: Settings) -> PipelineOptions:
+    """Checked pipeline options of a request; what its endpoint does not take comes from the
+    settings and the pipeline's defaults."""
+    defaults = PipelineOptions()
+    whisper = _whisper(params, settings)
+    full = params if isinstance(params, FullOptions) else None
+    if full is not None:
+        check_speakers(full.num_speakers, full.min_speakers, full.max_speakers)
+    if isinstance(params, DiarizeOnlyOptions):
+        check_speakers(params.num_speakers, params.min_speakers, params.max_speakers)
+    vad = params if isinstance(params, TranscribeOptions | DiarizeOnlyOptions) else None
+    if vad is not None and vad.vad_offset > vad.vad_onset:
         raise ApiError(422, "vad_offset must not be greater than vad_onset", "VALIDATION_ERROR", "vad_offset")
-    asr_defaults = AsrOptions()
+    align = params if isinstance(params, FullOptions | AlignOnlyOptions) else None
+    diarize = params if isinstance(params, FullOptions | DiarizeOnlyOptions) else None
     return PipelineOptions(
-        whisper=WhisperOptions(
-            model=model,
-            language=language,
-            task=params.task,
-            device=params.device or settings.device,
-            device_index=params.device_index,
-            compute_type=params.compute_type or settings.compute_type,
-            batch_size=params.batch_size or settings.batch_size,
-            chunk_size=params.chunk_size,
-            threads=params.threads,
-        ),
-        asr=AsrOptions(
-            beam_size=params.beam_size,
-            best_of=params.best_of,
-            patience=params.patience,
-            length_penalty=params.length_penalty,
-            temperatures=tuple(params.temperatures) if params.temperatures else asr_defaults.temperatures,
-            compression_ratio_threshold=params.compression_ratio_threshold,
-            log_prob_threshold=params.log_prob_threshold,
-            no_speech_threshold=params.no_speech_threshold,
-            initial_prompt=params.initial_prompt,
-            suppress_tokens=tuple(params.suppress_tokens) if params.suppress_tokens else asr_defaults.suppress_tokens,
-            suppress_numerals=params.suppress_numerals,
-            hotwords=params.hotwords,
-        ),
+        whisper=whisper,
+        asr=_asr(params) if isinstance(params, TranscribeOptions) else defaults.asr,
         vad=VadOptions(
-            vad_method=params.vad_method or settings.vad_method,
-            vad_onset=params.vad_onset,
-            vad_offset=params.vad_offset,
+            vad_method=(vad.vad_method if vad else None) or settings.vad_method,
+            vad_onset=vad.vad_onset if vad else defaults.vad.vad_onset,
+            vad_offset=vad.vad_offset if vad else defaults.vad.vad_offset,
         ),
         align=AlignOptions(
-            backend=params.align_backend or settings.align_backend,
-            align_model=params.align_model,
-            interpolate_method=params.interpolate_method,
-            return_char_alignments=params.return_char_alignments,
+            backend=(align.align_backend if align else None) or settings.align_backend,
+            align_model=align.align_model if align else None,
+            interpolate_method=align.interpolate_method if align else defaults.align.interpolate_method,
+            return_char_alignments=align.return_char_alignments if align else False,
         ),
         diarize=DiarizeOptions(
-            backend=params.diarization_backend or settings.diarization_backend,
-            num_speakers=params.num_speakers,
-            min_speakers=params.min_speakers,
-            max_speakers=params.max_speakers,
-            return_embeddings=params.return_embeddings,
+            backend=(diarize.diarization_backend if diarize else None) or settings.diarization_backend,
+            num_speakers=diarize.num_speakers if diarize else None,
+            min_speakers=diarize.min_speakers if diarize else None,
+            max_speakers=diarize.max_speakers if diarize else None,
+            return_embeddings=diarize.return_embeddings if diarize else False,
         ),
-        diarization=params.diarize,
+        diarization=full.diarize if full is not None else isinstance(params, DiarizeOnlyOptions),
     )
 
 
-def build_naming(params: PipelineParams, diarizes: bool) -> SpeakerNaming:
+def _whisper(params: BaseOptions, settings: Settings) -> WhisperOptions:
+    model_options = params if isinstance(params, WhisperModelOptions) else None
+    model = check_model((model_options.model if model_options else None) or settings.whisper_model, settings)
+    asked = model_options.language if model_options else None
+    language = check_language(asked if asked is not None else (settings.default_lang or None))
+    task = params.task if isinstance(params, TranscribeOptions) else "transcribe"
+    if model.endswith(".en"):
+        if task == "translate":
+            raise ApiError(
+                422, f"model {model!r} is English-only and cannot translate; use a multilingual model",
+                "TRANSLATION_UNSUPPORTED", "task",
+            )  # fmt: skip
+        if language not in (None, "en"):
+            raise ApiError(
+                422, f"model {model!r} is English-only; language {language!r} needs a multilingual model",
+                "INVALID_LANGUAGE_CODE", "language",
+            )  # fmt: skip
+    transcribe = params if isinstance(params, TranscribeOptions) else None
+    return WhisperOptions(
+        model=model,
+        language=language,
+        task=task,
+        device=params.device or settings.device,
+        device_index=params.device_index,
+        compute_type=(model_options.compute_type if model_options else None) or settings.compute_type,
+        batch_size=(transcribe.batch_size if transcribe else None) or settings.batch_size,
+        chunk_size=transcribe.chunk_size if transcribe else WhisperOptions.chunk_size,
+        threads=model_options.threads if model_options else 0,
+    )
+
+
+def _asr(params: TranscribeOptions) -> AsrOptions:
+    defaults = AsrOptions()
+    return AsrOptions(
+        beam_size=params.beam_size,
+        best_of=params.best_of,
+        patience=params.patience,
+        length_penalty=params.length_penalty,
+        temperatures=tuple(params.temperatures) if params.temperatures else defaults.temperatures,
+        compression_ratio_threshold=params.compression_ratio_threshold,
+        log_prob_threshold=params.log_prob_threshold,
+        no_speech_threshold=params.no_speech_threshold,
+        initial_prompt=params.initial_prompt,
+        suppress_tokens=tuple(params.suppress_tokens) if params.suppress_tokens else defaults.suppress_tokens,
+        suppress_numerals=params.suppress_numerals,
+        hotwords=params.hotwords,
+    )
+
+
+def build_naming(params: BaseOptions, diarizes: bool) -> SpeakerNaming:
     """What the task asks of the speaker library; asking it of a task without diarization is a 422."""
+    if not isinstance(params, FullOptions | DiarizeOnlyOptions):
+        return SpeakerNaming()
     naming = SpeakerNaming(params.identify_speakers, params.auto_store_speakers, params.speaker_threshold)
     if naming.wanted and not diarizes:
         param = "identify_speakers" if params.identify_speakers else "auto_store_speakers"
         raise ApiError(
-            422, f"{param} needs diarization, which this request does not run (diarize=false or a service "
-            "without diarization)", "VALIDATION_ERROR", param,
+            422, f"{param} needs diarization, which this request does not run (diarize=false)", "VALIDATION_ERROR",
+            param,
         )  # fmt: skip
     return naming
 

@@ -1,4 +1,5 @@
-"""Request forms for the speech endpoints. Options are multipart form fields (documented in OpenAPI)."""
+"""Request forms for the speech endpoints: each endpoint's pipeline options (form fields or query
+parameters, see parameters.py) and its uploads."""
 
 from __future__ import annotations
 
@@ -9,22 +10,44 @@ from litestar.datastructures import UploadFile
 
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Speakers = Annotated[int, msgspec.Meta(ge=1, le=100)]
+# one definition per option type, shared by every form that takes the option
+Language = Annotated[str, msgspec.Meta(max_length=16, description="ISO 639-1 code; omitted: detected")]
+ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="default: WHISPER_MODEL")]
+Device = Literal["auto", "cuda", "cpu"]
+DeviceIndex = Annotated[int, msgspec.Meta(ge=0, le=64)]
+ComputeType = Literal["auto", "float16", "float32", "int8", "int8_float16", "bfloat16"]
+Threads = Annotated[int, msgspec.Meta(ge=0, le=256)]
+VadMethod = Literal["pyannote", "silero"]
+VadThreshold = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+AlignBackend = Literal["auto", "wav2vec2", "whisper"]
+AlignModel = Annotated[str, msgspec.Meta(max_length=256)]
+InterpolateMethod = Literal["nearest", "linear", "ignore"]
+DiarizationBackend = Literal["auto", "pyannote", "campp", "embedded"]
+CallbackUrl = Annotated[str, msgspec.Meta(max_length=2048, description="POSTed the task when it ends")]
 
 
-class PipelineParams(msgspec.Struct, kw_only=True):
-    """Every option the pipeline takes; unset fields fall back to the service's settings."""
+class BaseOptions(msgspec.Struct, kw_only=True):
+    """What every pipeline request takes. The option structs below are the options of each
+    endpoint; each may come as a form field or as a query parameter (parameters.py)."""
 
-    # whisper
-    language: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    device: Device | None = None
+    device_index: DeviceIndex = 0
+    callback_url: CallbackUrl | None = None
+
+
+class WhisperModelOptions(BaseOptions, kw_only=True):
+    """Requests that run a Whisper model (transcription, or alignment by its cross-attention)."""
+
+    model: ModelName | None = None
+    language: Language | None = None
+    compute_type: ComputeType | None = None
+    threads: Threads = 0
+
+
+class TranscribeOptions(WhisperModelOptions, kw_only=True):
     task: Literal["transcribe", "translate"] = "transcribe"
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
-    device: Literal["auto", "cuda", "cpu"] | None = None
-    device_index: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
-    compute_type: Literal["auto", "float16", "float32", "int8", "int8_float16", "bfloat16"] | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=128)] | None = None
     chunk_size: Annotated[int, msgspec.Meta(ge=1, le=30)] = 30
-    threads: Annotated[int, msgspec.Meta(ge=0, le=256)] = 0
-    # ASR options
     beam_size: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
     best_of: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
     patience: Annotated[float, msgspec.Meta(gt=0.0, le=10.0)] = 1.0
@@ -37,48 +60,83 @@ class PipelineParams(msgspec.Struct, kw_only=True):
     suppress_tokens: list[int] | None = None
     suppress_numerals: bool = False
     hotwords: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
-    # VAD
-    vad_method: Literal["pyannote", "silero"] | None = None
-    vad_onset: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.5
-    vad_offset: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.363
-    # alignment
-    align_backend: Literal["auto", "wav2vec2", "whisper"] | None = None
-    align_model: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    interpolate_method: Literal["nearest", "linear", "ignore"] = "nearest"
+    vad_method: VadMethod | None = None
+    vad_onset: VadThreshold = 0.5
+    vad_offset: VadThreshold = 0.363
+
+
+class FullOptions(TranscribeOptions, kw_only=True):
+    """/speech-to-text and /speech-to-text-url: transcription, alignment, diarization, names."""
+
+    align_backend: AlignBackend | None = None
+    align_model: AlignModel | None = None
+    interpolate_method: InterpolateMethod = "nearest"
     return_char_alignments: bool = False
-    # diarization
     diarize: bool = True
-    diarization_backend: Literal["auto", "pyannote", "campp", "embedded"] | None = None
+    diarization_backend: DiarizationBackend | None = None
     num_speakers: Speakers | None = None
     min_speakers: Speakers | None = None
     max_speakers: Speakers | None = None
     return_embeddings: bool = False
-    # speaker library
     identify_speakers: bool = False
     auto_store_speakers: bool = False
     # None: the speaker encoder's own default (0.65 for CAM++, 0.7 for resemblyzer)
     speaker_threshold: Probability | None = None
-    # delivery
-    callback_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
 
 
-class MediaForm(PipelineParams, kw_only=True):
+class AlignOnlyOptions(WhisperModelOptions, kw_only=True):
+    """/service/align: the same alignment options as FullOptions (one test keeps them equal)."""
+
+    align_backend: AlignBackend | None = None
+    align_model: AlignModel | None = None
+    interpolate_method: InterpolateMethod = "nearest"
+    return_char_alignments: bool = False
+
+
+class DiarizeOnlyOptions(BaseOptions, kw_only=True):
+    """/service/diarize: the same VAD, diarization and speaker-library options as FullOptions."""
+
+    vad_method: VadMethod | None = None
+    vad_onset: VadThreshold = 0.5
+    vad_offset: VadThreshold = 0.363
+    diarization_backend: DiarizationBackend | None = None
+    num_speakers: Speakers | None = None
+    min_speakers: Speakers | None = None
+    max_speakers: Speakers | None = None
+    return_embeddings: bool = False
+    identify_speakers: bool = False
+    auto_store_speakers: bool = False
+    speaker_threshold: Probability | None = None
+
+
+PipelineOptionsIn = FullOptions | TranscribeOptions | AlignOnlyOptions | DiarizeOnlyOptions
+
+
+class MediaForm(FullOptions, kw_only=True):
     file: UploadFile
 
 
-class UrlForm(PipelineParams, kw_only=True):
+class UrlForm(FullOptions, kw_only=True):
     url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 
 
-class AlignForm(PipelineParams, kw_only=True):
+class TranscribeForm(TranscribeOptions, kw_only=True):
+    file: UploadFile
+
+
+class AlignForm(AlignOnlyOptions, kw_only=True):
     file: UploadFile
     transcript: UploadFile
+
+
+class DiarizeForm(DiarizeOnlyOptions, kw_only=True):
+    file: UploadFile
 
 
 class CombineForm(msgspec.Struct, kw_only=True):
     aligned_transcript: UploadFile
     diarization_result: UploadFile
-    callback_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    callback_url: CallbackUrl | None = None
 
 
 class ProbeForm(msgspec.Struct, kw_only=True):

@@ -8,7 +8,7 @@ from litestar import Controller, Response, delete, get
 from litestar.params import Parameter
 from sqlalchemy import func, select
 
-from whisperx_api.db.models import ACTIVE_STATUSES, Task
+from whisperx_api.db.models import ACTIVE_STATUSES, MAX_OFFSET, Task
 from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
@@ -34,7 +34,7 @@ class TaskController(Controller):
         self,
         runtime: Runtime,
         limit: Annotated[int, Parameter(ge=1, le=1000, description="page size")] = 100,
-        offset: Annotated[int, Parameter(ge=0, description="rows to skip")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
         status: Annotated[StatusFilter | None, Parameter(description="only tasks in this status")] = None,
     ) -> TaskList:
         # only the listed columns: results and parameters can be large and are not shown here
