@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from litestar.types import ASGIApp
 
 from whisperx_api.errors import exception_handlers
 from whisperx_api.health.controllers import HealthController
+from whisperx_api.jobs.worker import WorkerRunner
 from whisperx_api.logging_setup import configure_logging
 from whisperx_api.memory import freeze_long_lived
 from whisperx_api.openai_api.controllers import OpenAIController
@@ -28,10 +28,13 @@ from whisperx_api.security.admission import admission_gate
 from whisperx_api.security.auth import bearer_auth
 from whisperx_api.security.rate_limit import rate_limit
 from whisperx_api.settings import Settings, get_settings
+from whisperx_api.speaker_library.library import SpeakerLibrary
 from whisperx_api.speakers.controllers import SpeakerController
-from whisperx_api.speech.controllers import ServiceController, SpeechController
-from whisperx_api.tasks.controllers import TaskController
-from whisperx_api.tasks.queue import start_worker, stop_worker
+from whisperx_api.tasks.reads import TaskReader
+from whisperx_api.transcription.controllers import ServiceController, SpeechController
+from whisperx_api.transcription.jobs import shut_down, worker_runner
+from whisperx_api.transcription.service import TranscriptionService
+from whisperx_api.transcription.task_controller import TaskController
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,41 @@ async def root() -> Redirect:
 def provide_runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.runtime.settings
+    return settings
+
+
+def provide_transcription(state: State) -> TranscriptionService:
+    service: TranscriptionService = state.transcription
+    return service
+
+
+def provide_library(state: State) -> SpeakerLibrary:
+    library: SpeakerLibrary = state.runtime.speakers
+    return library
+
+
+def provide_tasks(state: State) -> TaskReader:
+    tasks: TaskReader = state.tasks
+    return tasks
+
+
+def provide_worker(state: State) -> WorkerRunner | None:
+    worker: WorkerRunner | None = state.worker
+    return worker
+
+
+DEPENDENCIES = {
+    "runtime": Provide(provide_runtime, sync_to_thread=False),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+    "transcription": Provide(provide_transcription, sync_to_thread=False),
+    "library": Provide(provide_library, sync_to_thread=False),
+    "worker": Provide(provide_worker, sync_to_thread=False),
+    "tasks": Provide(provide_tasks, sync_to_thread=False),
+}
 
 
 def safeguards(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
@@ -68,16 +106,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         runtime = await Runtime.start(settings)
-        app.state.runtime = runtime
+        transcription = TranscriptionService(runtime)
+        worker = worker_runner(transcription, in_process=True) if settings.worker_in_process else None
+        app.state.runtime, app.state.transcription, app.state.worker = runtime, transcription, worker
+        app.state.tasks = TaskReader(runtime.db)
         freeze_long_lived()
-        worker_task: asyncio.Task[None] | None = None
-        if settings.worker_in_process:
-            worker_task = await start_worker(runtime, in_process=True)
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
-            if worker_task is not None:
-                await stop_worker(runtime, worker_task)
+            try:
+                await shut_down(transcription, worker, settings.shutdown_grace_s)
+            except Exception:
+                logger.exception("the service did not drain cleanly")
             await runtime.close()
 
     app = Litestar(
@@ -90,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OpenAIController,
             SpeakerController,
         ],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies=DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers={**exception_handlers, ValidationException: handle_validation},
         before_request=check_parameters,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -77,7 +76,8 @@ def workers_run() -> None:
     """Run a worker-only process against REDIS_URL and DB_URL until SIGINT/SIGTERM."""
     from whisperx_api.logging_setup import configure_logging
     from whisperx_api.runtime import Runtime
-    from whisperx_api.tasks.queue import start_worker, stop_worker
+    from whisperx_api.transcription.jobs import shut_down, worker_runner
+    from whisperx_api.transcription.service import TranscriptionService
 
     settings = _settings_or_exit()
     configure_logging(settings)
@@ -88,14 +88,15 @@ def workers_run() -> None:
 
     async def serve() -> None:
         runtime = await Runtime.start(settings)
-        task = await start_worker(runtime, in_process=True)
+        transcription = TranscriptionService(runtime)
+        worker = worker_runner(transcription, in_process=True)
+        worker.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([asyncio.ensure_future(stop.wait()), task], return_when=asyncio.FIRST_COMPLETED)
-        await stop_worker(runtime, task)
+        await stop.wait()
+        await shut_down(transcription, worker, settings.shutdown_grace_s)
         await runtime.close()
 
     asyncio.run(serve())
@@ -113,7 +114,7 @@ def speakers_reembed(dry_run: bool) -> None:
     recordings); list the voices that must be enrolled again."""
     from whisperx_api.logging_setup import configure_logging
     from whisperx_api.runtime import Runtime
-    from whisperx_api.speakers.enrolment import reembed
+    from whisperx_api.transcription.reembed import reembed
 
     settings = _settings_or_exit()
     configure_logging(settings)

@@ -4,7 +4,7 @@ Run before every handler (Litestar's before_request hook), from what the handler
 - a query parameter or form field the endpoint does not take is a 422 UNKNOWN_PARAMETER naming
   it and the accepted names closest to it (400 on /v1, as OpenAI answers); a field an endpoint
   knows but does not implement yet is refused with its reason (UNSUPPORTED_PARAMETER);
-- pipeline options (the fields of speech.schemas.BaseOptions and its subclasses) may also come
+- pipeline options (the fields of transcription.schemas.BaseOptions and its subclasses) may also come
   as query parameters, the reference service's way: they are merged into the parsed form, so
   Litestar validates them exactly like form fields. The same option in both places (or twice
   in the query) with different values is a 422 CONFLICTING_PARAMETER.
@@ -31,7 +31,7 @@ from litestar.utils.scope.state import ScopeState
 
 from whisperx_api.errors import ApiError, ErrorBody, error_response
 from whisperx_api.errors import handle_validation as validation_response
-from whisperx_api.speech.schemas import BaseOptions
+from whisperx_api.transcription.schemas import BaseOptions
 
 # form fields that carry the request's content: never options, never in the query
 BODY_ONLY = frozenset({"file", "transcript", "url", "aligned_transcript", "diarization_result"})
@@ -46,6 +46,7 @@ class Accepted:
 
     query: frozenset[str]  # its own query parameters
     form: frozenset[str]  # its form fields (empty: no form body)
+    encoding: str | None  # how its form is encoded (multipart, url-encoded)
     options: frozenset[str]  # form fields that may also come as query parameters
     json: frozenset[str]  # fields of its JSON body (empty: none, or not a struct)
     fields: dict[str, Any]  # form field -> type, to compare values given twice
@@ -63,6 +64,7 @@ def accepted(handler: HTTPRouteHandler) -> Accepted:
     dependencies = set(handler.resolve_dependencies())
     query: set[str] = set()
     form: frozenset[str] = frozenset()
+    encoding: str | None = None
     json: frozenset[str] = frozenset()
     options: frozenset[str] = frozenset()
     fields: dict[str, Any] = {}
@@ -74,7 +76,7 @@ def accepted(handler: HTTPRouteHandler) -> Accepted:
             info = {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
             body = field.kwarg_definition
             if isinstance(body, BodyKwarg) and body.media_type in FORM_TYPES:
-                form, fields = frozenset(info), info
+                form, fields, encoding = frozenset(info), info, RequestEncodingType(body.media_type).value
                 if issubclass(struct, BaseOptions):
                     options = form - BODY_ONLY
             else:
@@ -89,7 +91,7 @@ def accepted(handler: HTTPRouteHandler) -> Accepted:
             query.add(kwarg.query or name)
         else:
             query.add(name)
-    return Accepted(frozenset(query), form, options, json, fields)
+    return Accepted(frozenset(query), form, encoding, options, json, fields)
 
 
 def client_error_status(request: Request[Any, Any, Any]) -> int:
@@ -130,8 +132,8 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
     for name in query:
         if name not in known.query and name not in known.options:
             raise unknown_parameter(name, known.query | known.options, "query parameter", status)
-    if not known.form or request.content_type[0] not in FORM_TYPES:
-        return
+    if not known.form or request.content_type[0] != known.encoding:
+        return  # no form, or not the one the endpoint takes: Litestar refuses the body itself
     form = await request.form()  # parsed once: Litestar reads the form from the same state
     for name in form:
         if name in unsupported:

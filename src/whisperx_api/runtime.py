@@ -1,4 +1,6 @@
-"""Process-wide resources shared by the web app and the worker: settings, database, queue, storage."""
+"""Process-wide resources, the composition root of a web or worker process: settings, database,
+queue, media stores, the inference process, admission slots and the speaker library. The slices'
+services are built from it; controllers get those services by dependency injection."""
 
 from __future__ import annotations
 
@@ -10,17 +12,15 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from whisperx_api.db.config import make_db_config, upgrade_database_async
+from whisperx_api.jobs.queue import TaskQueue
+from whisperx_api.media.storage import MediaStore
 from whisperx_api.redis_embedded import EmbeddedRedis
 from whisperx_api.settings import Settings
-from whisperx_api.storage import MediaStore
-from whisperx_api.tasks.redis_queue import TaskQueue
 
 if TYPE_CHECKING:
-    from saq import Worker
-
     from whisperx_api.pipeline.remote import RemoteEngine
     from whisperx_api.security.admission import Admission
-    from whisperx_api.speakers.library import SpeakerLibrary
+    from whisperx_api.speaker_library.library import SpeakerLibrary
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,6 @@ class Runtime:
         self.media = media
         self.voice_samples = MediaStore(settings.data_dir / "voice_samples")
         self.embedded_redis = embedded_redis
-        self.worker: Worker | None = None
-        self.worker_started = False
         self._engine: RemoteEngine | None = None
         self._admission: Admission | None = None
         self._speakers: SpeakerLibrary | None = None
@@ -54,7 +52,7 @@ class Runtime:
     def speakers(self) -> SpeakerLibrary:
         """The speaker library, with this process's search indexes."""
         if self._speakers is None:
-            from whisperx_api.speakers.library import SpeakerLibrary
+            from whisperx_api.speaker_library.library import SpeakerLibrary
 
             self._speakers = SpeakerLibrary(self.db, self.queue.redis, self.settings.queue_name, self.voice_samples)
         return self._speakers

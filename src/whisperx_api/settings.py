@@ -88,7 +88,12 @@ class Settings(BaseSettings):
     job_timeout_s: int = Field(default=6 * 3600, ge=10)
     job_heartbeat_s: int = Field(default=30, ge=1)
     job_max_attempts: int = Field(default=2, ge=1)
-    worker_shutdown_grace_s: int = Field(default=10, ge=0)
+    # on SIGTERM/SIGINT: how long a running task may take to finish before it is put back on the
+    # queue (a /v1 request: ended with SERVICE_SHUTTING_DOWN); the inference process stops after
+    shutdown_grace_s: int = Field(default=30, ge=0)
+    # readiness says "starting" this long while an in-process worker warms up (or waits for Redis
+    # and the database); after that "unavailable", with 503
+    worker_start_timeout_s: int = Field(default=300, ge=1)
     keep_media: bool = False
     # keep each enrolment's recording under DATA_DIR/voice_samples, so `whisperx-api speakers
     # reembed` can recompute the library's vectors when the speaker encoder changes

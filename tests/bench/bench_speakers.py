@@ -43,7 +43,7 @@ from tests.support import (
 from whisperx_api.db.config import make_db_config, upgrade_database
 from whisperx_api.db.models import Speaker
 from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
-from whisperx_api.speakers.vectors import to_bytes
+from whisperx_api.speaker_library.vectors import to_bytes
 
 RESULTS = Path(__file__).parent / "results"
 DIM = 256

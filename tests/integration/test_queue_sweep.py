@@ -13,7 +13,7 @@ from saq import Job
 from saq.job import Status
 
 from tests.support import REDIS_URL, clear_queue
-from whisperx_api.tasks.redis_queue import TaskQueue
+from whisperx_api.jobs.queue import TaskQueue
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.metrics import der, ier
 from tests.support import clear_queue, make_settings, result_of, submit
 from whisperx_api.app import create_app
 from whisperx_api.pipeline.encoders import CAMPP_MODEL
-from whisperx_api.speakers.vectors import default_threshold
+from whisperx_api.speaker_library.vectors import default_threshold
 
 pytestmark = pytest.mark.models
 

@@ -12,8 +12,8 @@ import pytest
 from tests.support import clear_queue, make_settings
 from whisperx_api.pipeline.encoders import EMBEDDED_MODEL
 from whisperx_api.runtime import Runtime
-from whisperx_api.speakers.library import NewSpeaker, SpeakerLibrary
-from whisperx_api.speakers.vectors import prepare
+from whisperx_api.speaker_library.library import NewSpeaker, SpeakerLibrary
+from whisperx_api.speaker_library.vectors import prepare
 
 DIM = 256
 

@@ -115,7 +115,7 @@ async def test_bad_uploads_are_refused_before_anything_is_queued(
         await client.post("/service/probe", files={"file": ("empty.mp3", b"")}), 400, "AUDIO_PROCESSING_ERROR"
     )
     error = _assert_error(await client.post("/service/probe", files={"other": ("a.wav", b"x")}), 422)
-    assert error["code"] == "VALIDATION_ERROR" and error["param"] == "file"
+    assert error["code"] == "UNKNOWN_PARAMETER" and error["param"] == "other"
     _assert_error(await client.post("/service/probe", data={"file": "x"}), 400, "BAD_REQUEST")
     assert (await client.get("/task/all")).json()["total"] == 0
     assert not any(settings.media_dir.glob("*")), "rejected uploads must not stay on disk"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from whisperx_api.speech.schemas import AlignOnlyOptions, DiarizeOnlyOptions, FullOptions, TranscribeOptions
+from whisperx_api.transcription.schemas import AlignOnlyOptions, DiarizeOnlyOptions, FullOptions, TranscribeOptions
 
 
 def test_shared_options_agree() -> None:

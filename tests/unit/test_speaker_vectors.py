@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import numpy as np
 import pytest
 
-from whisperx_api.speakers.naming import assign, relabel
-from whisperx_api.speakers.vectors import (
+from whisperx_api.pipeline.results import Transcript
+from whisperx_api.speaker_library.naming import assign, relabel
+from whisperx_api.speaker_library.vectors import (
     Entry,
     Hit,
     VectorError,
@@ -100,18 +102,20 @@ def test_assign_gives_each_label_to_one_speaker_best_first() -> None:
 
 
 def test_relabel_rewrites_segments_and_words_and_keeps_the_raw_label() -> None:
-    result = {
-        "speakers": ["SPEAKER_00", "SPEAKER_01"],
-        "speaker_identification": {"SPEAKER_00": {"similarity": 0.91}},
-        "segments": [
-            {"speaker": "SPEAKER_00", "text": "hi", "words": [{"word": "hi", "speaker": "SPEAKER_00"}]},
-            {"speaker": "SPEAKER_01", "text": "yo", "words": [{"word": "yo", "speaker": "SPEAKER_01"}]},
-        ],
-        "word_segments": [],
-    }
+    result = msgspec.convert(
+        {
+            "speakers": ["SPEAKER_00", "SPEAKER_01"],
+            "speaker_identification": {"SPEAKER_00": {"status": "identified", "similarity": 0.91}},
+            "segments": [
+                {"speaker": "SPEAKER_00", "text": "hi", "words": [{"word": "hi", "speaker": "SPEAKER_00"}]},
+                {"speaker": "SPEAKER_01", "text": "yo", "words": [{"word": "yo", "speaker": "SPEAKER_01"}]},
+            ],
+        },
+        Transcript,
+    )
     relabel(result, {"SPEAKER_00": "Alice"})
-    first, second = result["segments"]
-    assert first["speaker"] == "Alice" and first["speaker_raw"] == "SPEAKER_00" and first["speaker_similarity"] == 0.91
-    assert first["words"][0]["speaker"] == "Alice" and second["speaker"] == "SPEAKER_01" and "speaker_raw" not in second
-    assert result["speakers"] == ["Alice", "SPEAKER_01"]
-    assert [w["speaker"] for w in result["word_segments"]] == ["Alice", "SPEAKER_01"]
+    first, second = result.segments
+    assert first.speaker == "Alice" and first.speaker_raw == "SPEAKER_00" and first.speaker_similarity == 0.91
+    assert first.words[0].speaker == "Alice" and second.speaker == "SPEAKER_01" and second.speaker_raw is None
+    assert result.speakers == ["Alice", "SPEAKER_01"]
+    assert [w.speaker for w in result.word_segments] == ["Alice", "SPEAKER_01"]

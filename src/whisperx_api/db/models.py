@@ -40,6 +40,11 @@ class TaskType(enum.StrEnum):
     MEDIA_PROBE = "media_probe"
     OPENAI_TRANSCRIPTION = "openai_transcription"
     OPENAI_TRANSLATION = "openai_translation"
+    SPEAKER_ENROLMENT = "speaker_enrolment"
+
+
+# run within the request that asked for them (the caller waits), not by a queue worker
+INLINE_TYPES = (TaskType.OPENAI_TRANSCRIPTION.value, TaskType.OPENAI_TRANSLATION.value, TaskType.SPEAKER_ENROLMENT.value)
 
 
 class Task(UUIDAuditBase):

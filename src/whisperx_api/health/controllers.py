@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import msgspec
@@ -10,8 +11,11 @@ from litestar import Controller, get
 from sqlalchemy import text
 
 from whisperx_api.errors import ApiError
+from whisperx_api.jobs.worker import WorkerRunner
 from whisperx_api.openapi import error_responses
 from whisperx_api.runtime import Runtime
+from whisperx_api.settings import Settings
+from whisperx_api.transcription.service import TranscriptionService
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -28,8 +32,19 @@ class Liveness(msgspec.Struct):
 class Readiness(msgspec.Struct):
     status: str
     checks: dict[str, str]
-    # informational: "starting" while the in-process worker loads the pipeline, "off" without one
+    # "starting" while the in-process worker loads the pipeline (for at most WORKER_START_TIMEOUT_S,
+    # then "unavailable": not ready), "ok" once it takes jobs, "off" without one (WORKER_IN_PROCESS=false)
     worker: str
+
+
+def worker_state(runner: WorkerRunner | None, settings: Settings) -> str:
+    if runner is None:
+        return "off"
+    if runner.state == "running":
+        return "ok"
+    if runner.state == "starting" and time.monotonic() - runner.since <= settings.worker_start_timeout_s:
+        return "starting"
+    return "unavailable" if runner.state == "starting" else runner.state
 
 
 async def _check_database(runtime: Runtime) -> None:
@@ -54,7 +69,9 @@ class HealthController(Controller):
         return Liveness(status="ok", timestamp=datetime.now(UTC))
 
     @get("/ready", summary="Readiness probe: database and Redis reachable", responses=error_responses(503))
-    async def ready(self, runtime: Runtime) -> Readiness:
+    async def ready(
+        self, runtime: Runtime, transcription: TranscriptionService, worker: WorkerRunner | None
+    ) -> Readiness:
         checks = {"database": _check_database(runtime), "redis": _check_redis(runtime)}
         outcomes = await asyncio.gather(
             *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
@@ -63,5 +80,12 @@ class HealthController(Controller):
         if failed:
             detail = "; ".join(f"{name}: {error}" for name, error in failed.items())
             raise ApiError(503, f"not ready: {detail}", "DEPENDENCY_UNAVAILABLE", ",".join(failed))
-        worker = "off" if runtime.worker is None else ("ok" if runtime.worker_started else "starting")
-        return Readiness(status="ok", checks={name: "ok" for name in checks}, worker=worker)
+        if transcription.draining:
+            raise ApiError(503, "not ready: shutting down", "SERVICE_SHUTTING_DOWN", headers={"Retry-After": "10"})
+        state = worker_state(worker, runtime.settings)
+        if state not in ("ok", "starting", "off"):
+            raise ApiError(
+                503, f"not ready: the queue worker is {state} (its start is retried while Redis or the database "
+                "do not answer)", "WORKER_UNAVAILABLE", "worker",
+            )  # fmt: skip
+        return Readiness(status="ok", checks={name: "ok" for name in checks}, worker=state)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any
 
 from whisperx.utils import LANGUAGES
 
 from whisperx_api.openai_api.schemas import Segment, VerboseTranscript, Word
+from whisperx_api.pipeline.results import Transcript
 
 
 def compression_ratio(text: str) -> float:
@@ -17,41 +17,39 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
-def full_text(result: dict[str, Any]) -> str:
-    return " ".join(str(s.get("text", "")).strip() for s in result["segments"] if str(s.get("text", "")).strip())
-
-
-def verbose(result: dict[str, Any], task: str, words: bool) -> VerboseTranscript:
+def verbose(result: Transcript, task: str, words: bool) -> VerboseTranscript:
     segments = []
-    for index, s in enumerate(result["segments"]):
-        text = " " + str(s["text"]).strip()
+    for index, s in enumerate(result.segments):
+        text = " " + s.text.strip()
+        start = s.start or 0.0
         segments.append(
             Segment(
                 id=index,
-                seek=int(s.get("seek", round(s["start"] * 100))),
-                start=float(s["start"]),
-                end=float(s["end"]),
+                seek=s.seek if s.seek is not None else round(start * 100),
+                start=start,
+                end=s.end if s.end is not None else start,
                 text=text,
-                tokens=list(s.get("tokens") or []),
-                temperature=float(s.get("temperature", 0.0)),
-                avg_logprob=float(s.get("avg_logprob", 0.0)),
+                tokens=list(s.tokens),
+                temperature=s.temperature or 0.0,
+                avg_logprob=s.avg_logprob or 0.0,
                 compression_ratio=round(compression_ratio(text), 4),
-                no_speech_prob=float(s.get("no_speech_prob", 0.0)),
+                no_speech_prob=s.no_speech_prob or 0.0,
             )
         )
     word_list = None
     if words:
         word_list = [
-            Word(word=w["word"], start=float(w["start"]), end=float(w["end"]))
-            for s in result["segments"]
-            for w in s.get("words", [])
-            if w.get("start") is not None
+            Word(word=w.word, start=w.start, end=w.end if w.end is not None else w.start)
+            for s in result.segments
+            for w in s.words
+            if w.start is not None
         ]
+    language = result.language or ""
     return VerboseTranscript(
         task=task,
-        language=LANGUAGES.get(result["language"], result["language"]),
-        duration=float(result["duration"]),
-        text=full_text(result),
+        language=LANGUAGES.get(language, language),
+        duration=result.duration or 0.0,
+        text=result.text,
         segments=segments,
         words=word_list,
     )

@@ -31,7 +31,9 @@ class TranslationForm(msgspec.Struct, kw_only=True):
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
 
 
-class Transcript(msgspec.Struct):
+class TextOnly(msgspec.Struct):
+    """response_format=json: the text alone."""
+
     text: str
 
 

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import numpy as np
 
 from whisperx_api.pipeline import align as align_stage
@@ -45,6 +46,7 @@ from whisperx_api.pipeline.options import (
     WhisperOptions,
 )
 from whisperx_api.pipeline.progress import ProgressCallback, stage_span
+from whisperx_api.pipeline.results import Diarized, Diarizer, Segment, Transcript, Turn, transcript_from
 from whisperx_api.pipeline.transcribe import load_whisper, transcribe
 from whisperx_api.pipeline.vad import PyannoteVad, Region, SileroVad, VadModel, merge_regions
 
@@ -217,8 +219,8 @@ class SpeechEngine:
     # -- task entry points --------------------------------------------------------------
     def run(
         self, path: Path, options: PipelineOptions, progress: ProgressCallback, *, align: bool = True,
-        diarize: bool = True, on_segment: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        diarize: bool = True, on_segment: Callable[[Segment], None] | None = None,
+    ) -> Transcript:  # fmt: skip
         """Decode and run the requested stages; `align`/`diarize` False gives transcription only."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -247,7 +249,7 @@ class SpeechEngine:
                 options.whisper,
                 options.asr,
                 stage_span(progress, "transcribing", 0.1, 0.6),
-                on_segment,
+                (lambda segment: on_segment(transcript_from({"segments": [segment]}).segments[0])) if on_segment else None,
             )
         lap("transcribe")
         language = transcript["language"]
@@ -282,42 +284,40 @@ class SpeechEngine:
         result["segments"] = segments
         result["word_segments"] = [w for s in segments for w in s.get("words", [])]
         result["timings"] = timings
-        return result
+        return transcript_from(result)
 
     def align_transcript(
-        self, path: Path, transcript: dict[str, Any], options: PipelineOptions, progress: ProgressCallback
-    ) -> dict[str, Any]:
+        self, path: Path, transcript: Transcript, options: PipelineOptions, progress: ProgressCallback
+    ) -> Transcript:
         audio = decode_audio(path)
-        language = transcript.get("language") or options.whisper.language or "en"
-        segments, backend = self.align(audio, transcript["segments"], language, options, progress)
-        return {
-            "language": language,
-            "duration": round(len(audio) / SAMPLE_RATE, 3),
-            "alignment": backend,
-            "segments": segments,
-            "word_segments": [w for s in segments for w in s.get("words", [])],
-        }
+        language = transcript.language or options.whisper.language or "en"
+        given = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+        segments, backend = self.align(audio, given, language, options, progress)
+        return transcript_from(
+            {
+                "language": language, "duration": round(len(audio) / SAMPLE_RATE, 3), "alignment": backend,
+                "segments": segments, "word_segments": [w for s in segments for w in s.get("words", [])],
+            }
+        )  # fmt: skip
 
-    def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> dict[str, Any]:
+    def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:
         audio = decode_audio(path)
         found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
-        result: dict[str, Any] = {
-            "duration": round(len(audio) / SAMPLE_RATE, 3),
-            "diarization": found.describe(),
-            "segments": [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.turns],
-            "speakers": found.speakers,
-        }
-        if options.diarize.return_embeddings:
-            result["speaker_embeddings"] = found.embeddings
-        return result
+        return Diarized(
+            duration=round(len(audio) / SAMPLE_RATE, 3), diarization=Diarizer(**found.describe()),
+            segments=[Turn(start=t.start, end=t.end, speaker=t.speaker) for t in found.turns],
+            speakers=found.speakers,
+            speaker_embeddings=found.embeddings if options.diarize.return_embeddings else None,
+        )  # fmt: skip
 
-    def combine(self, transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
+    def combine(self, transcript: Transcript, diarization: list[Turn]) -> Transcript:
         """Speakers for a given aligned transcript from given speaker turns (no audio, no models)."""
-        turns = [SpeakerTurn(float(d["start"]), float(d["end"]), str(d["speaker"])) for d in diarization]
-        segments = assign_speakers([dict(s) for s in transcript["segments"]], turns)
-        return {
-            "language": transcript.get("language"),
-            "segments": segments,
-            "word_segments": [w for s in segments for w in s.get("words", [])],
-            "speakers": sorted({t.speaker for t in turns}),
-        }
+        turns = [SpeakerTurn(float(d.start), float(d.end), str(d.speaker)) for d in diarization]
+        segments = assign_speakers([msgspec.to_builtins(s) for s in transcript.segments], turns)
+        return transcript_from(
+            {
+                "language": transcript.language, "segments": segments,
+                "word_segments": [w for s in segments for w in s.get("words", [])],
+                "speakers": sorted({t.speaker for t in turns}),
+            }
+        )  # fmt: skip

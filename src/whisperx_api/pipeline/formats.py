@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from whisperx_api.pipeline.results import Segment
 
 
 def _clock(seconds: float, separator: str) -> str:
@@ -13,40 +13,34 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _line(segment: dict[str, Any]) -> str:
-    text = str(segment.get("text", "")).strip()
-    speaker = segment.get("speaker")
-    return f"[{speaker}] {text}" if speaker else text
+def _line(segment: Segment) -> str:
+    text = segment.text.strip()
+    return f"[{segment.speaker}] {text}" if segment.speaker else text
 
 
-def _timed(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        s
-        for s in segments
-        if s.get("start") is not None and s.get("end") is not None and str(s.get("text", "")).strip()
-    ]
+def _timed(segments: list[Segment]) -> list[tuple[float, float, Segment]]:
+    return [(s.start, s.end, s) for s in segments if s.start is not None and s.end is not None and s.text.strip()]
 
 
-def render_srt(segments: list[dict[str, Any]]) -> str:
+def render_srt(segments: list[Segment]) -> str:
     blocks = [
-        f"{i}\n{_clock(s['start'], ',')} --> {_clock(s['end'], ',')}\n{_line(s)}\n"
-        for i, s in enumerate(_timed(segments), start=1)
+        f"{i}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{_line(s)}\n"
+        for i, (start, end, s) in enumerate(_timed(segments), start=1)
     ]
     return "\n".join(blocks)
 
 
-def render_vtt(segments: list[dict[str, Any]]) -> str:
+def render_vtt(segments: list[Segment]) -> str:
     blocks = []
-    for s in _timed(segments):
-        speaker = s.get("speaker")
-        text = str(s.get("text", "")).strip()
-        body = f"<v {speaker}>{text}" if speaker else text
-        blocks.append(f"{_clock(s['start'], '.')} --> {_clock(s['end'], '.')}\n{body}\n")
+    for start, end, s in _timed(segments):
+        text = s.text.strip()
+        body = f"<v {s.speaker}>{text}" if s.speaker else text
+        blocks.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n{body}\n")
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
-def render_txt(segments: list[dict[str, Any]]) -> str:
-    return "".join(_line(s) + "\n" for s in segments if str(s.get("text", "")).strip())
+def render_txt(segments: list[Segment]) -> str:
+    return "".join(_line(s) + "\n" for s in segments if s.text.strip())
 
 
 RENDERERS = {"srt": render_srt, "vtt": render_vtt, "txt": render_txt}

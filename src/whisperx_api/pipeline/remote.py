@@ -40,6 +40,7 @@ from whisperx_api.logging_setup import setup_logging
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.options import PipelineOptions
 from whisperx_api.pipeline.progress import ProgressCallback
+from whisperx_api.pipeline.results import Diarized, Segment, Transcript, Turn
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -237,31 +238,29 @@ class RemoteEngine:
 
     async def run(
         self, path: Path, options: PipelineOptions, progress: ProgressCallback, *, align: bool = True,
-        diarize: bool = True, on_segment: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        result: dict[str, Any] = await self.process.call(
+        diarize: bool = True, on_segment: Callable[[Segment], None] | None = None,
+    ) -> Transcript:  # fmt: skip
+        result: Transcript = await self.process.call(
             self.config, "run", path, options, progress, align=align, diarize=diarize, on_segment=on_segment
         )
         return result
 
     async def align_transcript(
-        self, path: Path, transcript: dict[str, Any], options: PipelineOptions, progress: ProgressCallback
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.process.call(
-            self.config, "align_transcript", path, transcript, options, progress
-        )
+        self, path: Path, transcript: Transcript, options: PipelineOptions, progress: ProgressCallback
+    ) -> Transcript:
+        result: Transcript = await self.process.call(self.config, "align_transcript", path, transcript, options, progress)
         return result
 
-    async def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> dict[str, Any]:
-        result: dict[str, Any] = await self.process.call(self.config, "diarize_file", path, options, progress)
+    async def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:
+        result: Diarized = await self.process.call(self.config, "diarize_file", path, options, progress)
         return result
 
     async def speaker_embedding(self, path: Path, options: PipelineOptions) -> Enrolment:
         enrolment: Enrolment = await self.process.call(self.config, "speaker_embedding", path, options)
         return enrolment
 
-    async def combine(self, transcript: dict[str, Any], diarization: list[dict[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.process.call(self.config, "combine", transcript, diarization)
+    async def combine(self, transcript: Transcript, diarization: list[Turn]) -> Transcript:
+        result: Transcript = await self.process.call(self.config, "combine", transcript, diarization)
         return result
 
     async def model_loads(self) -> dict[tuple[str, ...], int]:

@@ -10,7 +10,7 @@ import msgspec
 from litestar.datastructures import UploadFile
 
 from whisperx_api.db.models import Speaker
-from whisperx_api.speakers.vectors import MAX_DIMENSION, from_bytes
+from whisperx_api.speaker_library.vectors import MAX_DIMENSION, from_bytes
 
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=255, description="the person's name or handle")]
 Description = Annotated[str, msgspec.Meta(max_length=4000)]

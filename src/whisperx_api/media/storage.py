@@ -1,4 +1,4 @@
-"""Where uploaded media lives until its task ends.
+"""Where a task's media lives until its task ends (and, in a second store, kept voice samples).
 
 Kept behind this small class so a shared volume (several worker hosts) is only a path change.
 """
@@ -24,9 +24,13 @@ class MediaStore:
     def _copy(self, source: BinaryIO, target: Path) -> int:
         self.root.mkdir(parents=True, exist_ok=True)
         source.seek(0)
-        with target.open("wb") as out:
-            shutil.copyfileobj(source, out, COPY_CHUNK)
-            return out.tell()
+        try:
+            with target.open("wb") as out:
+                shutil.copyfileobj(source, out, COPY_CHUNK)
+                return out.tell()
+        except BaseException:  # disk full, a client gone: no partial file stays behind
+            target.unlink(missing_ok=True)
+            raise
 
     async def save(self, source: BinaryIO, task_id: UUID, suffix: str) -> tuple[Path, int]:
         """Copy an uploaded (spooled) file into the store in a thread; returns path and size."""

@@ -1,4 +1,5 @@
-"""SAQ's Redis queue with a sweep that does not re-run a job a worker has just dequeued.
+"""SAQ's Redis queue with a sweep that does not re-run a job a worker has just dequeued, and the
+few things done with it: enqueue a task, tell a live job from a dead one, forget a dead one.
 
 A worker dequeues in two steps: BLMOVE moves the job id from the queued list to the active list,
 then the worker marks the job active. A sweep that runs between the two sees an active-list job
@@ -13,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from uuid import UUID
 
+from saq import Job
 from saq.job import Status
 from saq.queue.redis import RedisQueue
+
+from whisperx_api.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +88,55 @@ class TaskQueue(RedisQueue):
     def _status(self, raw: bytes | str | None) -> Status | None:
         job = self.deserialize(raw)
         return job.status if job is not None else None
+
+
+JOB_FUNCTION = "run_task"
+
+
+def job_options(settings: Settings) -> dict[str, object]:
+    return {
+        "timeout": settings.job_timeout_s,
+        "heartbeat": settings.job_heartbeat_s,
+        # SAQ re-runs a job whose worker died (found stuck by the sweep); the task's attempts are
+        # counted in its row and, past JOB_MAX_ATTEMPTS, it fails as `interrupted`. The one extra
+        # SAQ run is what lets it record that instead of leaving it processing.
+        "retries": settings.job_max_attempts + 1,
+        "ttl": 3600,
+    }
+
+
+async def enqueue(queue: TaskQueue, task_id: UUID, settings: Settings) -> Job | None:
+    """Queue a committed task. Returns None when a live job for it already exists."""
+    return await queue.enqueue(JOB_FUNCTION, key=str(task_id), task_id=str(task_id), **job_options(settings))
+
+
+async def job_is_live(queue: RedisQueue, job: Job) -> bool:
+    """A job record alone is not enough: it must sit where a worker (or the sweep) will find it."""
+    if job.status == Status.QUEUED:
+        return (
+            await queue.redis.lpos(queue.namespace("queued"), job.id) is not None
+            or await queue.redis.zscore(queue.namespace("schedule"), job.id) is not None
+        )
+    if job.status in (Status.ACTIVE, Status.ABORTING):
+        return await queue.redis.lpos(queue.namespace("active"), job.id) is not None
+    return False
+
+
+async def forget_job(queue: RedisQueue, job: Job) -> None:
+    """Remove every trace of a dead job so its key can be enqueued again (SAQ refuses a key
+    still listed as incomplete)."""
+    async with queue.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(job.id, job.abort_id)
+        pipe.zrem(queue.namespace("incomplete"), job.id)
+        pipe.lrem(queue.namespace("queued"), 0, job.id)
+        pipe.lrem(queue.namespace("active"), 0, job.id)
+        await pipe.execute()
+
+
+async def hold_startup_sweep(queue: RedisQueue, seconds: int) -> None:
+    """Keep SAQ from sweeping while a worker starts.
+
+    SAQ 0.26.4 sweeps at start and aborts a job it has just moved to its active list when jobs
+    are already queued (saq issues 124, 277): taking the sweep lock first avoids that race.
+    """
+    await queue.redis.set(queue.namespace("sweep"), 1, ex=seconds)

@@ -147,7 +147,7 @@ class ProbeForm(msgspec.Struct, kw_only=True):
 Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e7)]
 
 
-class WordIn(msgspec.Struct):
+class WordIn(msgspec.Struct, omit_defaults=True):
     word: str
     start: Seconds | None = None
     end: Seconds | None = None
@@ -155,7 +155,7 @@ class WordIn(msgspec.Struct):
     speaker: str | None = None
 
 
-class SegmentIn(msgspec.Struct):
+class SegmentIn(msgspec.Struct, omit_defaults=True):
     start: Seconds
     end: Seconds
     text: Annotated[str, msgspec.Meta(max_length=100_000)]
@@ -163,7 +163,7 @@ class SegmentIn(msgspec.Struct):
     speaker: str | None = None
 
 
-class TranscriptIn(msgspec.Struct):
+class TranscriptIn(msgspec.Struct, omit_defaults=True):
     segments: Annotated[list[SegmentIn], msgspec.Meta(max_length=100_000)]
     language: str | None = None
 

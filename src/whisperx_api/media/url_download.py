@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import httpx
 
 from whisperx_api.errors import ApiError
+from whisperx_api.media.intake import StoredMedia, probe_stored, storage_full
+from whisperx_api.media.storage import MediaStore
 from whisperx_api.pipeline.audio import ALLOWED_EXTENSIONS
-from whisperx_api.runtime import Runtime
 from whisperx_api.security.outbound import OutboundError, open_stream, parse_networks
+from whisperx_api.settings import Settings
 
 CHUNK = 1024 * 1024
 _TYPE_SUFFIX = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav",
@@ -31,16 +33,20 @@ def _name_and_suffix(url: str, content_type: str | None) -> tuple[str, str | Non
     return name, guessed if guessed in ALLOWED_EXTENSIONS else None
 
 
-def max_download_bytes(runtime: Runtime) -> int:
-    limit = runtime.settings.url_max_download_mb * 1024 * 1024
-    upload_cap = runtime.settings.max_upload_bytes
+def max_download_bytes(settings: Settings) -> int:
+    limit = settings.url_max_download_mb * 1024 * 1024
+    upload_cap = settings.max_upload_bytes
     return min(limit, upload_cap) if upload_cap else limit
 
 
-async def download(runtime: Runtime, url: str, task_id: UUID) -> tuple[str, str]:
-    """Stream `url` into the media store; returns (path, file name). Errors are ApiErrors."""
-    settings = runtime.settings
-    limit = max_download_bytes(runtime)
+async def download(settings: Settings, store: MediaStore, url: str, task_id: UUID) -> StoredMedia:
+    """Stream `url` into the media store and probe it. Errors are ApiErrors."""
+    path, name = await _fetch(settings, store, url, task_id)
+    return StoredMedia(path, name, await probe_stored(store, path, "url"))
+
+
+async def _fetch(settings: Settings, store: MediaStore, url: str, task_id: UUID) -> tuple[Path, str]:
+    limit = max_download_bytes(settings)
     timeout = httpx.Timeout(30.0, connect=10.0)
     target = None
     try:
@@ -64,7 +70,7 @@ async def download(runtime: Runtime, url: str, task_id: UUID) -> tuple[str, str]
                     415, f"the URL does not point to a supported media type; allowed: {', '.join(ALLOWED_EXTENSIONS)}",
                     "UNSUPPORTED_FILE_TYPE", "url",
                 )  # fmt: skip
-            target = runtime.media.path_for(task_id, suffix)
+            target = store.path_for(task_id, suffix)
             target.parent.mkdir(parents=True, exist_ok=True)
             size = 0
             with target.open("wb") as out:
@@ -73,22 +79,23 @@ async def download(runtime: Runtime, url: str, task_id: UUID) -> tuple[str, str]
                     if size > limit:
                         raise ApiError(413, f"the remote file is larger than {limit} bytes", "REQUEST_TOO_LARGE", "url")
                     await asyncio.to_thread(out.write, chunk)
-            return str(target), name
+            return target, name
     except OutboundError as exc:
         raise ApiError(exc.status, exc.message, exc.code, "url") from None
     except TimeoutError:
-        _discard(runtime, target)
+        store.delete(target)
         raise ApiError(
             504, f"the download did not finish within {settings.url_download_timeout_s}s", "URL_TIMEOUT", "url"
         ) from None
     except httpx.HTTPError as exc:
-        _discard(runtime, target)
+        store.delete(target)
         raise ApiError(502, f"the URL could not be fetched: {type(exc).__name__}", "URL_UNREACHABLE", "url") from None
     except ApiError:
-        _discard(runtime, target)
+        store.delete(target)
         raise
-
-
-def _discard(runtime: Runtime, target: object) -> None:
-    if target is not None:
-        runtime.media.delete(str(target))
+    except OSError as exc:
+        store.delete(target)
+        full = storage_full(exc, "url")
+        if full is None:
+            raise
+        raise full from None

@@ -1,5 +1,5 @@
-"""Voices into the library: the pipeline options an enrolment runs with, and re-embedding the
-stored voices when the speaker encoder changes (`whisperx-api speakers reembed`)."""
+"""Re-embedding the stored voices when the speaker encoder changes (`whisperx-api speakers
+reembed`), from the enrolment recordings kept with them."""
 
 from __future__ import annotations
 
@@ -12,26 +12,11 @@ from uuid import UUID
 from sqlalchemy import select
 
 from whisperx_api.db.models import Speaker
-from whisperx_api.pipeline.encoders import speaker_encoder_model
-from whisperx_api.pipeline.options import DiarizeOptions, PipelineOptions, VadOptions, WhisperOptions
 from whisperx_api.runtime import Runtime
-from whisperx_api.settings import Settings
-from whisperx_api.speakers.vectors import prepare
+from whisperx_api.speaker_library.vectors import prepare
+from whisperx_api.transcription.options import current_encoder, enrolment_options
 
 logger = logging.getLogger(__name__)
-
-
-def enrolment_options(settings: Settings) -> PipelineOptions:
-    """An enrolment diarizes its recording as one speaker, with the service's own diarizer."""
-    return PipelineOptions(
-        whisper=WhisperOptions(device=settings.device, compute_type=settings.compute_type),
-        vad=VadOptions(vad_method=settings.vad_method),
-        diarize=DiarizeOptions(backend=settings.diarization_backend),
-    )
-
-
-def current_encoder(settings: Settings) -> str:
-    return speaker_encoder_model(settings.diarization_backend, settings.hf_token, settings.pyannote_pipeline)
 
 
 @dataclass(frozen=True)

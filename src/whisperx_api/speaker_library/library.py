@@ -25,7 +25,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from whisperx_api.db.models import Speaker
 from whisperx_api.db.services import SpeakerService
-from whisperx_api.speakers.vectors import (
+from whisperx_api.media.storage import MediaStore
+from whisperx_api.speaker_library.vectors import (
     KNOWN_DIMENSIONS,
     Entry,
     Hit,
@@ -34,7 +35,6 @@ from whisperx_api.speakers.vectors import (
     from_bytes,
     to_bytes,
 )
-from whisperx_api.storage import MediaStore
 
 IndexKey = tuple[str, int]
 

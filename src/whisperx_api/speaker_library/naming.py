@@ -6,12 +6,12 @@ the library).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 from uuid import UUID
 
-from whisperx_api.speakers.library import NewSpeaker, SpeakerLibrary
-from whisperx_api.speakers.vectors import Hit, VectorError, default_threshold, prepare
+from whisperx_api.pipeline.results import Diarized, Identification, Segment, Transcript, with_words
+from whisperx_api.speaker_library.library import NewSpeaker, SpeakerLibrary
+from whisperx_api.speaker_library.vectors import Hit, VectorError, default_threshold, prepare
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,6 @@ class SpeakerNaming:
     @property
     def wanted(self) -> bool:
         return self.identify or self.auto_store
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> SpeakerNaming:
-        return cls(**(data or {}))
 
 
 def stored_label(raw: str, task_id: UUID) -> str:
@@ -58,29 +51,30 @@ def assign(candidates: dict[str, list[Hit]], threshold: float) -> dict[str, Hit]
     return chosen
 
 
-def relabel(result: dict[str, Any], names: dict[str, str]) -> None:
+def relabel(result: Transcript | Diarized, names: dict[str, str]) -> None:
     """Replace raw speaker labels in segments and words; the segment keeps the raw one."""
-    identification = result.get("speaker_identification", {})
-    for segment in result.get("segments", []):
-        raw = segment.get("speaker")
-        if raw in names:
-            segment["speaker"] = names[raw]
-            segment["speaker_raw"] = raw
-            segment["speaker_similarity"] = identification[raw]["similarity"]
-        for word in segment.get("words") or []:
-            if word.get("speaker") in names:
-                word["speaker"] = names[word["speaker"]]
-    if "word_segments" in result:
-        result["word_segments"] = [w for s in result.get("segments", []) for w in s.get("words") or []]
-    result["speakers"] = sorted({names.get(raw, raw) for raw in result.get("speakers", [])})
+    identification = result.speaker_identification or {}
+    for segment in result.segments:
+        raw = segment.speaker
+        if raw is not None and raw in names:
+            segment.speaker = names[raw]
+            segment.speaker_raw = raw
+            segment.speaker_similarity = identification[raw].similarity
+        if isinstance(segment, Segment):
+            for word in segment.words:
+                if word.speaker in names:
+                    word.speaker = names[word.speaker]
+    if isinstance(result, Transcript):
+        result.word_segments = with_words(result.segments)
+    result.speakers = sorted({names.get(raw, raw) for raw in result.speakers or []})
 
 
 async def name_speakers(
-    library: SpeakerLibrary, task_id: UUID, result: dict[str, Any], naming: SpeakerNaming, keep_embeddings: bool
-) -> dict[str, Any]:
-    """Add `speaker_identification` to a diarization result (and apply it when asked)."""
-    embeddings: dict[str, list[float]] = result.get("speaker_embeddings") or {}
-    encoder_model = str(result.get("diarization", {}).get("encoder_model", ""))
+    library: SpeakerLibrary, task_id: UUID, result: Transcript | Diarized, naming: SpeakerNaming, keep_embeddings: bool
+) -> Transcript | Diarized:
+    """Add `speaker_identification` to a diarized result, in place (and apply it when asked)."""
+    embeddings = result.speaker_embeddings or {}
+    encoder_model = result.diarization.encoder_model if result.diarization is not None else ""
     vectors = {}
     for raw, values in embeddings.items():
         try:
@@ -95,21 +89,19 @@ async def name_speakers(
     threshold = naming.threshold if naming.threshold is not None else default_threshold(encoder_model)
     identified = assign(candidates, threshold)
 
-    report: dict[str, dict[str, Any]] = {}
+    report: dict[str, Identification] = {}
     for raw in sorted(embeddings):
         hit = identified.get(raw)
         if hit is not None:
-            report[raw] = {
-                "status": "identified", "label": hit.entry.label, "speaker_uuid": str(hit.entry.id),
-                "similarity": hit.similarity,
-            }  # fmt: skip
+            report[raw] = Identification(
+                status="identified", label=hit.entry.label, speaker_uuid=str(hit.entry.id), similarity=hit.similarity
+            )
         else:
             closest = candidates.get(raw, [])
-            report[raw] = {
-                "status": "unknown", "label": None, "speaker_uuid": None,
-                "similarity": closest[0].similarity if closest else None,
-                "closest_label": closest[0].entry.label if closest else None,
-            }  # fmt: skip
+            report[raw] = Identification(
+                status="unknown", similarity=closest[0].similarity if closest else None,
+                closest_label=closest[0].entry.label if closest else None,
+            )  # fmt: skip
 
     if naming.auto_store:
         unknown = [raw for raw in sorted(vectors) if raw not in identified]
@@ -117,10 +109,7 @@ async def name_speakers(
         stored = {s.label: s for s in (await library.page(task_id=task_id, label=None, limit=1000, offset=0))[0]}
         new = [
             NewSpeaker(
-                stored_label(raw, task_id),
-                vectors[raw],
-                encoder_model,
-                f"auto-stored from task {task_id} ({raw})",
+                stored_label(raw, task_id), vectors[raw], encoder_model, f"auto-stored from task {task_id} ({raw})",
                 task_id,
             )
             for raw in unknown
@@ -129,11 +118,13 @@ async def name_speakers(
         stored.update({s.label: s for s in await library.add(new)})
         for raw in unknown:
             speaker = stored[stored_label(raw, task_id)]
-            report[raw].update(status="stored", stored_label=speaker.label, stored_speaker_uuid=str(speaker.id))
+            report[raw].status = "stored"
+            report[raw].stored_label = speaker.label
+            report[raw].stored_speaker_uuid = str(speaker.id)
 
-    result["speaker_identification"] = report
+    result.speaker_identification = report
     if naming.identify:
         relabel(result, {raw: hit.entry.label for raw, hit in identified.items()})
     if not keep_embeddings:
-        result.pop("speaker_embeddings", None)
+        result.speaker_embeddings = None
     return result

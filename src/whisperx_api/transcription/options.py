@@ -7,7 +7,9 @@ from typing import Any
 import msgspec
 from whisperx.utils import LANGUAGES
 
+from whisperx_api.db.models import TaskType
 from whisperx_api.errors import ApiError
+from whisperx_api.pipeline.encoders import speaker_encoder_model
 from whisperx_api.pipeline.models import is_acceptable_model_name, local_model_names
 from whisperx_api.pipeline.options import (
     AlignOptions,
@@ -17,9 +19,11 @@ from whisperx_api.pipeline.options import (
     VadOptions,
     WhisperOptions,
 )
+from whisperx_api.security.outbound import OutboundError, parse_networks, resolve_target
 from whisperx_api.settings import Settings
-from whisperx_api.speakers.naming import SpeakerNaming
-from whisperx_api.speech.schemas import (
+from whisperx_api.speaker_library.naming import SpeakerNaming
+from whisperx_api.transcription.params import TaskParams
+from whisperx_api.transcription.schemas import (
     AlignOnlyOptions,
     BaseOptions,
     DiarizeOnlyOptions,
@@ -150,6 +154,25 @@ def _asr(params: TranscribeOptions) -> AsrOptions:
     )
 
 
+def task_params(form: BaseOptions, task_type: TaskType, settings: Settings) -> TaskParams:
+    """The checked options of a pipeline request, as its task keeps them."""
+    options = build_options(form, settings)
+    diarizes = task_type == TaskType.DIARIZATION or (task_type == TaskType.FULL_PROCESS and options.diarization)
+    naming = build_naming(form, diarizes)
+    return TaskParams(options=options, speakers=naming if naming.wanted else None)
+
+
+async def check_callback(settings: Settings, url: str | None) -> str | None:
+    """Refuse a callback URL that could reach the service's own network, before queueing."""
+    if not url:
+        return None
+    try:
+        await resolve_target(url, parse_networks(settings.outbound_allowed_networks))
+    except OutboundError as exc:
+        raise ApiError(exc.status, f"callback_url: {exc.message}", exc.code, "callback_url") from None
+    return url
+
+
 def build_naming(params: BaseOptions, diarizes: bool) -> SpeakerNaming:
     """What the task asks of the speaker library; asking it of a task without diarization is a 422."""
     if not isinstance(params, FullOptions | DiarizeOnlyOptions):
@@ -174,3 +197,13 @@ def decode_json_upload(raw: bytes, schema: Any, param: str) -> Any:
         ) from None
     except msgspec.DecodeError as exc:
         raise ApiError(422, f"{param} is not valid JSON: {exc}", "INVALID_JSON", param) from None
+
+
+def enrolment_options(settings: Settings) -> PipelineOptions:
+    """An enrolment diarizes its recording as one speaker, with the service's own diarizer."""
+    return build_options(DiarizeOnlyOptions(), settings)
+
+
+def current_encoder(settings: Settings) -> str:
+    """The speaker encoder this service diarizes and enrols with."""
+    return speaker_encoder_model(settings.diarization_backend, settings.hf_token, settings.pyannote_pipeline)

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from uuid import UUID
 
 import httpx
 import msgspec
 
-from whisperx_api.runtime import Runtime
+from whisperx_api.db.models import Task
 from whisperx_api.security.outbound import OutboundError, parse_networks, post_json
+from whisperx_api.settings import Settings
 from whisperx_api.tasks.schemas import to_detail
-from whisperx_api.tasks.store import find_task
 
 logger = logging.getLogger(__name__)
 
 
-async def deliver_callback(runtime: Runtime, task_id: UUID) -> bool:
-    task = await find_task(runtime, task_id)
-    if task is None or not task.callback_url:
+async def deliver_callback(settings: Settings, task: Task) -> bool:
+    """POST the task (as GET /task/{id} shows it) to its callback URL; False if not delivered."""
+    if not task.callback_url:
         return False
-    settings = runtime.settings
+    task_id = task.id
     body = msgspec.json.encode(to_detail(task))
     allowed = parse_networks(settings.outbound_allowed_networks)
     async with httpx.AsyncClient(timeout=settings.callback_timeout_s) as client:

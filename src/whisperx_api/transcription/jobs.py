@@ -1,0 +1,55 @@
+"""The queue job that runs a task, and this process's queue worker around it."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+from saq.types import Context
+
+from whisperx_api.jobs.queue import hold_startup_sweep
+from whisperx_api.jobs.worker import WorkerRunner, make_worker
+from whisperx_api.memory import freeze_long_lived
+from whisperx_api.runtime import Runtime
+from whisperx_api.transcription.service import TranscriptionService
+
+
+class WorkerContext(Context, total=False):
+    service: TranscriptionService
+
+
+async def run_task(ctx: WorkerContext, *, task_id: str) -> str:
+    outcome = await ctx["service"].execute(UUID(task_id), job=ctx.get("job"))
+    return outcome.status.value
+
+
+def _warm_up(runtime: Runtime) -> None:
+    # the inference process imports torch and the pipeline: seconds of work, done here in a
+    # thread so the event loop keeps answering, and before the worker takes its first job
+    runtime.engine.start()
+    freeze_long_lived()
+
+
+def worker_runner(service: TranscriptionService, *, in_process: bool) -> WorkerRunner:
+    """A worker that starts once the inference process is up and unfinished tasks are
+    reconciled (retried while Redis or the database do not answer)."""
+    runtime = service.runtime
+    settings = runtime.settings
+    worker = make_worker(runtime.queue, run_task, {"service": service}, settings, in_process=in_process)
+
+    async def prepare() -> None:
+        await asyncio.to_thread(_warm_up, runtime)
+        await hold_startup_sweep(runtime.queue, max(2, settings.job_heartbeat_s))
+        await service.reconcile()
+
+    return WorkerRunner(worker, prepare)
+
+
+async def shut_down(transcription: TranscriptionService, worker: WorkerRunner | None, grace_s: float) -> None:
+    """Stop taking work; a running task gets `grace_s` to finish, else it goes back on the queue
+    (an inline one ends SERVICE_SHUTTING_DOWN). The inference process stops after this, when
+    the process exits."""
+    transcription.draining = True
+    await asyncio.gather(
+        transcription.drain_inline(grace_s), worker.stop() if worker is not None else asyncio.sleep(0)
+    )

@@ -1,0 +1,48 @@
+"""Task rows as the lifecycle writes them: insert, update, read, delete. Only the transcription
+service (service.py) writes task rows."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from sqlalchemy import delete, select, update
+
+from whisperx_api.db.models import ACTIVE_STATUSES, INLINE_TYPES, Task
+
+
+class TaskRows:
+    def __init__(self, db: SQLAlchemyAsyncConfig) -> None:
+        self._db = db
+
+    async def insert(self, **fields: Any) -> Task:
+        task = Task(**{"progress": 0.0, "attempts": 0, **fields})
+        async with self._db.get_session() as session:
+            session.add(task)
+            await session.commit()
+        return task
+
+    async def update(self, task_id: UUID, **values: Any) -> None:
+        async with self._db.get_session() as session:
+            await session.execute(update(Task).where(Task.id == task_id).values(**values))
+            await session.commit()
+
+    async def get(self, task_id: UUID) -> Task | None:
+        async with self._db.get_session() as session:
+            return (await session.execute(select(Task).where(Task.id == task_id))).scalar_one_or_none()
+
+    async def delete(self, task_id: UUID) -> bool:
+        async with self._db.get_session() as session:
+            gone = (await session.execute(delete(Task).where(Task.id == task_id).returning(Task.id))).first()
+            await session.commit()
+        return gone is not None
+
+    async def active(self, *, synchronous: bool) -> list[tuple[UUID, int, Any]]:
+        """(id, attempts, started_at) of unfinished tasks, of the inline types or the queued ones."""
+        kind = Task.task_type.in_(INLINE_TYPES) if synchronous else Task.task_type.not_in(INLINE_TYPES)
+        async with self._db.get_session() as session:
+            rows = await session.execute(
+                select(Task.id, Task.attempts, Task.started_at).where(Task.status.in_(ACTIVE_STATUSES), kind)
+            )
+            return [(r[0], r[1], r[2]) for r in rows.all()]

@@ -1,0 +1,428 @@
+"""The task lifecycle, with one owner: every path that creates or runs a task (the queued
+endpoints and their job, the synchronous /v1 requests, speaker enrolment) goes through submit()
+and execute(); deleting a task, recovering after a restart and draining at shutdown live here
+too. Nothing else writes task rows, takes admission slots or keeps a task's media.
+
+submit(): check admission, store the media, insert the row, then enqueue (or leave it to the
+caller to execute inline); a failure undoes what was done, in reverse, and a dependency that is
+down is a 503 DEPENDENCY_UNAVAILABLE.
+execute(): mark processing, run the work, close the row (completed or failed, with a code),
+delete the media, release the slot, post the callback. Every way out ends the row in a final
+state: a pipeline error, a bug, a client gone (CLIENT_DISCONNECTED), a shutdown
+(SERVICE_SHUTTING_DOWN; a queued task goes back to the queue instead), a time-out, a deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import msgspec
+from saq import Job
+
+from whisperx_api.db.models import ACTIVE_STATUSES, INLINE_TYPES, Task, TaskStatus, TaskType
+from whisperx_api.errors import ApiError
+from whisperx_api.jobs.queue import enqueue, forget_job, job_is_live
+from whisperx_api.media.intake import FetchMedia, StoredMedia
+from whisperx_api.media.storage import MediaStore
+from whisperx_api.outages import unavailable
+from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.progress import Progress
+from whisperx_api.pipeline.results import Segment
+from whisperx_api.runtime import Runtime
+from whisperx_api.security.admission import RETRY_AFTER_S
+from whisperx_api.transcription.callbacks import deliver_callback
+from whisperx_api.transcription.params import TaskParams, decode_params, encode_params
+from whisperx_api.transcription.rows import TaskRows
+from whisperx_api.transcription.work import PERFORM, Result, Work, facts
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 1.0
+INTERRUPTED = "interrupted"
+INLINE_STALE_AFTER_S = 3600
+# the final write of a finished task, while the database is down: retried this long
+FINAL_WRITE_FIRST_RETRY_S = 0.5
+FINAL_WRITE_LONGEST_RETRY_S = 15.0
+# what a pipeline error code means to the client who asked (422 or, on /v1, 400; else 500)
+CLIENT_ERRORS = frozenset(
+    {
+        "AUDIO_PROCESSING_ERROR", "INVALID_LANGUAGE_CODE", "TRANSLATION_UNSUPPORTED", "MODEL_NOT_FOUND",
+        "NO_SPEECH", "ALIGN_MODEL_UNAVAILABLE", "EMBEDDING_DIMENSION_MISMATCH", "INVALID_EMBEDDING",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Submission:
+    task_type: TaskType
+    params: TaskParams
+    fetch: FetchMedia | None = None
+    url: str | None = None
+    callback_url: str | None = None
+    language: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        """Run within the request (the caller calls execute) instead of by a queue worker."""
+        return self.task_type in INLINE_TYPES
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task_id: UUID
+    status: TaskStatus
+    result: Result | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def raise_for_client(self, client_error_status: int = 422) -> Result:
+        """The result, or the failure as the error a client of the request gets."""
+        if self.status == TaskStatus.COMPLETED and self.result is not None:
+            return self.result
+        code, message = self.error_code or "INTERNAL_ERROR", self.error_message or "the task failed"
+        if code == "SERVICE_SHUTTING_DOWN":
+            raise ApiError(503, message, code, headers={"Retry-After": str(RETRY_AFTER_S)})
+        status = client_error_status if code in CLIENT_ERRORS else 500
+        raise ApiError(status, message if status != 500 else f"transcription failed: {message}", code, "file")
+
+
+@dataclass
+class Running:
+    """An execution in this process, and why it is being stopped (None: nobody stops it)."""
+
+    task: asyncio.Task[Any] | None
+    inline: bool
+    reason: str | None = None
+    progress: Progress = field(default_factory=Progress)
+
+
+def overloaded(kind: str) -> ApiError:
+    return ApiError(
+        503, f"the service is at its limit of in-flight {kind} transcription requests; retry later",
+        "SERVICE_OVERLOADED", headers={"Retry-After": str(RETRY_AFTER_S)},
+    )  # fmt: skip
+
+
+def dependency_error(exc: BaseException) -> ApiError | None:
+    down = unavailable(exc)
+    if down is None:
+        return None
+    return ApiError(
+        503, f"{down} is unavailable; nothing was kept of this request, retry later", "DEPENDENCY_UNAVAILABLE", down,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )  # fmt: skip
+
+
+class TranscriptionService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.rows = TaskRows(runtime.db)
+        self.draining = False
+        self._running: dict[UUID, Running] = {}
+
+    @property
+    def media(self) -> MediaStore:
+        """Where tasks' media are stored (submit() fetches into it)."""
+        return self.runtime.media
+
+    # -- submit ---------------------------------------------------------------------------
+    async def submit(self, submission: Submission) -> UUID:
+        """A new task: queued (its job enqueued), or processing for the caller to execute()."""
+        if self.draining:
+            raise ApiError(
+                503, "the service is shutting down; retry on another instance or in a moment", "SERVICE_SHUTTING_DOWN",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )  # fmt: skip
+        runtime = self.runtime
+        task_id = uuid4()
+        kind: Literal["sync", "async"] = "sync" if submission.inline else "async"
+        undo: list[Callable[[], Any]] = []
+        try:
+            if not await runtime.admission.acquire(kind, str(task_id)):
+                raise overloaded(kind)
+            undo.append(lambda: runtime.admission.release(kind, str(task_id)))
+            media: StoredMedia | None = None
+            if submission.fetch is not None:
+                media = await submission.fetch(task_id)
+                stored = media.path
+                undo.append(lambda: runtime.media.delete(stored))
+            await self.rows.insert(
+                id=task_id, task_type=submission.task_type.value, params=encode_params(submission.params),
+                status=(TaskStatus.PROCESSING if submission.inline else TaskStatus.QUEUED).value,
+                attempts=1 if submission.inline else 0,
+                started_at=datetime.now(UTC) if submission.inline else None,
+                media_path=str(media.path) if media else None, file_name=media.file_name if media else None,
+                audio_duration=media.info.duration if media else None, url=submission.url,
+                callback_url=submission.callback_url, language=submission.language,
+            )  # fmt: skip
+            undo.append(lambda: self.rows.delete(task_id))
+            if submission.inline:
+                self._running[task_id] = Running(None, inline=True)
+            else:
+                await enqueue(runtime.queue, task_id, self.settings)
+        except BaseException as exc:
+            for step in reversed(undo):
+                try:
+                    outcome = step()
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+                except Exception:  # the dependency that failed may fail the undo too; its own expiry frees it
+                    logger.warning("could not undo a step of submitting task %s", task_id, exc_info=True)
+            error = dependency_error(exc)
+            if error is not None:
+                raise error from exc
+            raise
+        return task_id
+
+    # -- execute --------------------------------------------------------------------------
+    async def execute(
+        self, task_id: UUID, *, job: Job | None = None, on_segment: Callable[[Segment], None] | None = None
+    ) -> Outcome:
+        """Run a task to its final state. With `job` it is a queued task run by the queue worker
+        (a shutdown puts it back on the queue); without, an inline task the caller submitted."""
+        task = await self.rows.get(task_id)
+        if task is None or task.status not in ACTIVE_STATUSES:
+            if job is not None:  # deleted, or finished by an earlier attempt
+                await self._release(task_id, inline=False)
+            return Outcome(task_id, TaskStatus(task.status) if task else TaskStatus.FAILED, error_code="SKIPPED")
+        inline = job is None
+        running = self._running.setdefault(task_id, Running(None, inline=inline))
+        running.task = asyncio.current_task()
+        started = time.monotonic()
+        try:
+            if not inline:
+                attempts = task.attempts + 1
+                if attempts > self.settings.job_max_attempts:
+                    return await self._fail_interrupted(task_id, task.attempts)
+                await self.rows.update(
+                    task_id, status=TaskStatus.PROCESSING.value, attempts=attempts, started_at=datetime.now(UTC),
+                    stage="starting", progress=0.0,
+                )  # fmt: skip
+            logger.info("task %s (%s): running, attempt %d", task_id, task.task_type, task.attempts + (0 if inline else 1))
+            return await self._run(task, running, job, on_segment, started)
+        finally:
+            self._running.pop(task_id, None)
+
+    async def _run(
+        self, task: Task, running: Running, job: Job | None, on_segment: Callable[[Segment], None] | None,
+        started: float,
+    ) -> Outcome:  # fmt: skip
+        task_id, inline = task.id, job is None
+        stop_reporting = asyncio.Event()
+        reporter = asyncio.create_task(self._report_progress(task_id, running.progress, job, stop_reporting))
+        work = Work(
+            task_id=task_id, task_type=TaskType(task.task_type), params=decode_params(task.params),
+            media_path=Path(task.media_path) if task.media_path else None, engine=self.runtime.engine,
+            library=self.runtime.speakers, progress=running.progress, on_segment=on_segment,
+            voice_samples=self.runtime.voice_samples if self.settings.keep_voice_samples else None,
+        )  # fmt: skip
+        outcome: Outcome
+        try:
+            result = await PERFORM[work.task_type](work)
+            outcome = Outcome(task_id, TaskStatus.COMPLETED, result=result)
+        except asyncio.CancelledError:
+            stop_reporting.set()
+            reason = running.reason
+            if reason == "deleted":
+                raise  # delete() has removed the row and will clean up
+            if not inline:
+                # back on the queue: SAQ re-queues the job after a shutdown (not counted as an
+                # attempt), a time-out or the sweep (counted; past JOB_MAX_ATTEMPTS: interrupted)
+                values: dict[str, Any] = {"status": TaskStatus.QUEUED.value, "stage": "requeued"}
+                if self.draining:
+                    values["attempts"] = task.attempts
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.rows.update(task_id, **values))
+                logger.info("task %s: back on the queue (%s)", task_id, "shutting down" if self.draining else "cancelled")
+                raise
+            code, message = {
+                "client_disconnected": ("CLIENT_DISCONNECTED", "the client closed the connection before the task finished"),
+                "shutting_down": ("SERVICE_SHUTTING_DOWN", "the service shut down before the task finished"),
+            }.get(reason or "", ("CANCELLED", "the task was cancelled"))
+            outcome = Outcome(task_id, TaskStatus.FAILED, error_code=code, error_message=message)
+            await asyncio.shield(self._close(task, outcome, started))
+            return outcome
+        except PipelineError as exc:
+            outcome = Outcome(task_id, TaskStatus.FAILED, error_code=exc.code, error_message=exc.message)
+        except Exception as exc:
+            logger.exception("task %s failed", task_id)
+            outcome = Outcome(task_id, TaskStatus.FAILED, error_code="INTERNAL_ERROR", error_message=str(exc) or type(exc).__name__)
+        finally:
+            stop_reporting.set()
+            with contextlib.suppress(Exception):
+                await reporter
+        await self._close(task, outcome, started)
+        return outcome
+
+    async def _close(self, task: Task, outcome: Outcome, started: float) -> None:
+        """The final state into the row (retried while the database is down: the result is not
+        thrown away), then the media, the slot and the callback."""
+        values: dict[str, Any] = {
+            "status": outcome.status.value, "finished_at": datetime.now(UTC),
+            "processing_duration": round(time.monotonic() - started, 3),
+        }  # fmt: skip
+        if outcome.status == TaskStatus.COMPLETED:
+            values.update(result=msgspec.to_builtins(outcome.result), progress=1.0, stage="done", **facts(outcome.result))
+        else:
+            values.update(error_code=outcome.error_code, error_message=outcome.error_message)
+        await self._write_final(task.id, values)
+        if not self.settings.keep_media:
+            self.runtime.media.delete(task.media_path)
+        await self._release(task.id, inline=task.task_type in INLINE_TYPES)
+        if task.callback_url:
+            closed = await self.rows.get(task.id)
+            if closed is not None:
+                await deliver_callback(self.settings, closed)
+
+    async def _write_final(self, task_id: UUID, values: dict[str, Any]) -> None:
+        delay = FINAL_WRITE_FIRST_RETRY_S
+        while True:
+            try:
+                await self.rows.update(task_id, **values)
+                return
+            except Exception as exc:
+                if unavailable(exc) != "database":
+                    raise
+                logger.warning("task %s: the database is unavailable for its final state; retrying in %.1fs", task_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(FINAL_WRITE_LONGEST_RETRY_S, delay * 2)
+
+    async def _release(self, task_id: UUID, *, inline: bool) -> None:
+        with contextlib.suppress(Exception):  # Redis down: the slot expires on its own
+            await self.runtime.admission.release("sync" if inline else "async", str(task_id))
+
+    async def _report_progress(self, task_id: UUID, progress: Progress, job: Job | None, stop: asyncio.Event) -> None:
+        """Copy progress to the row and keep the job's heartbeat fresh while the work runs.
+
+        It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
+        Redis write can leave that connection unusable for the writes that follow.
+        """
+        seen = 0
+        last_touch = time.monotonic()
+        touch_every = max(0.5, self.settings.job_heartbeat_s / 3)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
+            if stop.is_set():
+                return
+            version, stage, fraction = progress.snapshot()
+            try:
+                if version != seen:
+                    seen = version
+                    await self.rows.update(task_id, stage=stage, progress=round(fraction, 4))
+                if job is not None and time.monotonic() - last_touch >= touch_every:
+                    last_touch = time.monotonic()
+                    await job.update(progress=fraction)
+            except Exception as exc:  # progress is best effort: a dependency blip must not fail the work
+                logger.warning("task %s: progress not recorded (%s)", task_id, exc)
+
+    async def _fail_interrupted(self, task_id: UUID, attempts: int) -> Outcome:
+        outcome = Outcome(
+            task_id, TaskStatus.FAILED, error_code=INTERRUPTED,
+            error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
+        )  # fmt: skip
+        await self.rows.update(
+            task_id, status=outcome.status.value, error_code=outcome.error_code, error_message=outcome.error_message,
+            finished_at=datetime.now(UTC),
+        )  # fmt: skip
+        await self._release(task_id, inline=False)
+        return outcome
+
+    # -- inline ----------------------------------------------------------------------------
+    async def run_inline(self, task_id: UUID, on_segment: Callable[[Segment], None] | None = None) -> Outcome:
+        """Execute a submitted inline task on a task of its own: if the caller is cancelled (its
+        client went away), the execution is stopped and the row closed as CLIENT_DISCONNECTED."""
+        execution = asyncio.ensure_future(self.execute(task_id, on_segment=on_segment))
+        try:
+            return await asyncio.shield(execution)
+        except asyncio.CancelledError:
+            self.stop(task_id, "client_disconnected")
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(execution), 10)
+            raise
+
+    def stop(self, task_id: UUID, reason: str) -> bool:
+        """Stop an execution running in this process (reason: client_disconnected, shutting_down,
+        deleted)."""
+        running = self._running.get(task_id)
+        if running is None or running.task is None or running.task.done():
+            return False
+        running.reason = running.reason or reason
+        running.task.cancel()
+        return True
+
+    # -- delete ---------------------------------------------------------------------------
+    async def delete(self, task_id: UUID) -> Task | None:
+        """Remove a task: stop its work (abort its job), delete the row, its media and its slot."""
+        task = await self.rows.get(task_id)
+        if task is None:
+            return None
+        if task.status in ACTIVE_STATUSES:
+            self.stop(task_id, "deleted")
+            if task.task_type not in INLINE_TYPES:
+                job = await self.runtime.queue.job(str(task_id))
+                if job is not None:
+                    await self.runtime.queue.abort(job, error="task deleted")
+        await self.rows.delete(task_id)
+        self.runtime.media.delete(task.media_path)
+        await self._release(task_id, inline=task.task_type in INLINE_TYPES)
+        return task
+
+    # -- after a restart --------------------------------------------------------------------
+    async def reconcile(self) -> dict[str, int]:
+        """Re-queue (within JOB_MAX_ATTEMPTS) or fail the tasks whose job is gone.
+
+        A task left queued/processing after a crash either still has a live job (the sweep will
+        retry it if its worker died) or has none (Redis lost it, or the job ended without
+        closing the row): those are queued again, or failed as `interrupted` when they have used
+        up their attempts. An inline task's client is gone once its process died.
+        """
+        counts = {"requeued": 0, "failed": 0, "alive": 0}
+        queue = self.runtime.queue
+        stale = datetime.now(UTC) - timedelta(seconds=INLINE_STALE_AFTER_S)
+        for task_id, attempts, started_at in await self.rows.active(synchronous=True):
+            if started_at is not None and started_at < stale:
+                await self._fail_interrupted(task_id, attempts)
+                counts["failed"] += 1
+        for task_id, attempts, _ in await self.rows.active(synchronous=False):
+            job = await queue.job(str(task_id))
+            if job is not None and await job_is_live(queue, job):
+                counts["alive"] += 1
+                continue
+            if job is not None:
+                await forget_job(queue, job)
+            if attempts < self.settings.job_max_attempts:
+                await self.rows.update(task_id, status=TaskStatus.QUEUED.value, stage="requeued")
+                await enqueue(queue, task_id, self.settings)
+                counts["requeued"] += 1
+            else:
+                await self._fail_interrupted(task_id, attempts)
+                counts["failed"] += 1
+        if any(counts.values()):
+            logger.info("reconciled unfinished tasks: %s", counts)
+        return counts
+
+    # -- shutdown -------------------------------------------------------------------------
+    async def drain_inline(self, grace_s: float) -> None:
+        """Stop taking new work; give inline executions `grace_s` to finish, then stop them
+        (their rows end SERVICE_SHUTTING_DOWN and their clients get a 503)."""
+        self.draining = True
+        inline = [r.task for r in self._running.values() if r.inline and r.task is not None]
+        if inline:
+            await asyncio.wait(inline, timeout=grace_s)
+        for task_id, running in list(self._running.items()):
+            if running.inline:
+                self.stop(task_id, "shutting_down")
+        remaining = [r.task for r in self._running.values() if r.inline and r.task is not None]
+        if remaining:
+            await asyncio.wait(remaining, timeout=10)
