@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from whisperx_api.security.admission import admission_gate
 from whisperx_api.security.auth import bearer_auth
 from whisperx_api.security.rate_limit import rate_limit
 from whisperx_api.settings import Settings, get_settings
+from whisperx_api.signals import before_stop_signals
 from whisperx_api.speaker_library.library import SpeakerLibrary
 from whisperx_api.speakers.controllers import SpeakerController
 from whisperx_api.tasks.reads import TaskReader
@@ -113,11 +115,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         freeze_long_lived()
         if worker is not None:
             worker.start()
+        stopping: list[asyncio.Task[None]] = []
+
+        def begin_shutdown() -> None:  # once, on the first stop signal or at the lifespan's end
+            if not stopping:
+                stopping.append(asyncio.ensure_future(shut_down(transcription, worker, settings.shutdown_grace_s)))
+
+        before_stop_signals(asyncio.get_running_loop(), begin_shutdown)
         try:
             yield
         finally:
+            begin_shutdown()
             try:
-                await shut_down(transcription, worker, settings.shutdown_grace_s)
+                await stopping[0]
             except Exception:
                 logger.exception("the service did not drain cleanly")
             await runtime.close()

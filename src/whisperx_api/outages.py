@@ -10,10 +10,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 Dependency = Literal["redis", "database"]
+# driver errors (by class name, so no driver has to be imported) that mean "no usable connection"
+_DATABASE_CONNECTION_ERRORS = {
+    "CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError", "InterfaceError",
+    "ObjectNotInPrerequisiteStateError", "TooManyConnectionsError", "AdminShutdownError", "CrashShutdownError",
+}  # fmt: skip
 
 
 def unavailable(exc: BaseException) -> Dependency | None:
-    """The dependency an exception (or the exception it was raised from) says is down."""
+    """The dependency an exception (or one it was raised from) says is down, if any."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -22,16 +27,12 @@ def unavailable(exc: BaseException) -> Dependency | None:
             return "redis"
         if isinstance(current, OperationalError | InterfaceError):
             return "database"
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
+        if isinstance(current, DBAPIError) and (
+            current.connection_invalidated or current.statement is None  # failed to connect at all
+            or type(current.orig).__name__ in _DATABASE_CONNECTION_ERRORS
+        ):  # fmt: skip
             return "database"
-        if isinstance(current, ConnectionRefusedError | ConnectionResetError) or (
-            isinstance(current, OSError) and "asyncpg" in type(current).__module__
-        ):
-            return "database" if _from_database(exc) else "redis"
+        if type(current).__name__ in _DATABASE_CONNECTION_ERRORS and "asyncpg" in type(current).__module__:
+            return "database"
         current = current.__cause__ or current.__context__
     return None
-
-
-def _from_database(exc: BaseException) -> bool:
-    text = f"{type(exc).__module__} {exc!r}".lower()
-    return any(word in text for word in ("sqlalchemy", "asyncpg", "sqlite", "postgres"))

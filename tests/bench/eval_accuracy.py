@@ -35,6 +35,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import msgspec
+
 from tests.metrics import (
     der,
     first_word_offsets,
@@ -88,7 +90,8 @@ def evaluate(recording: Recording, backends: list[str], engine: Any, options: An
     from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
 
     base = engine.run(recording.path, options, lambda _s, _f: None, align=True, diarize=False)
-    text = " ".join(s["text"] for s in base["segments"])
+    text = base.text
+    aligned = msgspec.to_builtins(base)["segments"]
     audio = decode_audio(recording.path)
     rows = []
     for backend in backends:
@@ -102,7 +105,7 @@ def evaluate(recording: Recording, backends: list[str], engine: Any, options: An
         seconds = time.perf_counter() - started
         turns = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.turns]
         # the words as the service returns them: re-anchored at speaker changes, then labelled
-        labelled = words_of({"segments": attribute(copy.deepcopy(base["segments"]), found)})
+        labelled = words_of({"segments": attribute(copy.deepcopy(aligned), found)})
         offsets = first_word_offsets(recording.utterances, labelled)
         rows.append({
             "recording": recording.name, "backend": backend,

@@ -32,7 +32,9 @@ def make_worker(
     worker: Worker[Any] = Worker(
         queue,
         functions=[(JOB_FUNCTION, function)],
-        concurrency=max(2, settings.max_concurrent_gpu_tasks * 2),
+        # one job per compute slot: a job dequeued only to wait for the model would be cut by a
+        # shutdown and run twice; queued in Redis it waits for any worker instead
+        concurrency=settings.max_concurrent_gpu_tasks,
         timers=PartialTimersDict(sweep=max(2, settings.job_heartbeat_s), schedule=1, worker_info=10, abort=1),
         shutdown_grace_period_s=settings.shutdown_grace_s,
         dequeue_timeout=1.0,

@@ -1,0 +1,147 @@
+"""Every way a task's life can go wrong ends in a final state, and nothing is left behind:
+a streaming client that goes away, a database that fails between the admission slot and the
+task's row, an inference process that dies under a task. Real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from tests.audio import concatenate, speak
+from tests.support import (
+    PG_ADMIN_DSN,
+    REDIS_URL,
+    clear_queue,
+    descendants,
+    free_port,
+    make_settings,
+    process_name,
+    settings_env,
+    start_server,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.models]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("clips")
+    sentence = speak("Every task ends in a final state, whatever happens to its client.", root / "s.wav")
+    return {"long": concatenate([sentence] * 40, root / "long.wav"), "short": sentence}
+
+
+def wait_final(http: httpx.Client, identifier: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    task: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        task = http.get(f"/task/{identifier}").json()
+        if task["status"] in ("completed", "failed"):
+            return task
+        time.sleep(0.1)
+    raise AssertionError(f"{identifier} is not final after {timeout}s: {task}")
+
+
+def test_a_streaming_client_that_goes_away_leaves_a_final_row(tmp_path: Path, clips: dict[str, Path]) -> None:
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'records.db'}")
+    port = free_port()
+    server = start_server(settings_env(settings), tmp_path / "server.log", port, timeout=120, worker_ready=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as http:
+            with http.stream(
+                "POST", "/v1/audio/transcriptions", files={"file": ("long.wav", clips["long"].read_bytes())},
+                data={"model": "tiny.en", "stream": "true"},
+            ) as response:  # fmt: skip
+                assert response.status_code == 200
+                identifier = response.headers["x-task-id"]
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        break  # the first event: now the client goes away
+            gone = time.monotonic()
+            task = wait_final(http, identifier, 5)
+            assert time.monotonic() - gone <= 5
+            assert task["status"] == "failed" and task["error"]["code"] == "CLIENT_DISCONNECTED", task
+            # the service goes on: the next request is served
+            response = http.post(
+                "/v1/audio/transcriptions", files={"file": ("s.wav", clips["short"].read_bytes())},
+                data={"model": "tiny.en"},
+            )  # fmt: skip
+            assert response.status_code == 200 and "final state" in response.json()["text"].lower()
+    finally:
+        server.stop()
+        clear_queue(settings.queue_name)
+
+
+async def test_a_database_outage_between_slot_and_row_leaves_nothing_held(
+    tmp_path: Path, clips: dict[str, Path], pg_database: str
+) -> None:
+    name = pg_database.rsplit("/", 1)[-1]
+    settings = make_settings(tmp_path / "data", pg_database, max_queued_gpu_requests=4)
+    env = {**settings_env(settings), "MAX_QUEUED_GPU_REQUESTS": "4", "WORKER_IN_PROCESS": "false"}
+    port = free_port()
+    server = start_server(env, tmp_path / "server.log", port, timeout=120)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            assert (await http.get("/health/ready")).status_code == 200
+            # the database refuses connections from now on (as one that is down does)
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            response = await http.post("/service/transcribe", files={"file": ("s.wav", clips["short"].read_bytes())})
+            error = response.json()["error"]
+            assert response.status_code == 503 and error["code"] == "DEPENDENCY_UNAVAILABLE", response.text
+            assert error["param"] == "database" and int(response.headers["retry-after"]) > 0
+            # the slot it had taken is free again, and the upload it had stored is gone
+            slots = redis.Redis.from_url(REDIS_URL).zcard(f"{settings.queue_name}:admission:async")
+            assert slots == 0
+            assert not list((tmp_path / "data" / "media").glob("*"))
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            # and the service works again once the database is back
+            deadline = time.monotonic() + 30
+            while (await http.get("/health/ready")).status_code != 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            again = await http.post("/service/transcribe", files={"file": ("s.wav", clips["short"].read_bytes())})
+            assert again.status_code == 200, again.text
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        server.stop()
+        clear_queue(settings.queue_name)
+
+
+def test_an_inference_process_crash_fails_only_its_own_task(tmp_path: Path, clips: dict[str, Path]) -> None:
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'records.db'}")
+    port = free_port()
+    server = start_server(settings_env(settings), tmp_path / "server.log", port, timeout=120, worker_ready=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            ids = [
+                http.post(
+                    "/service/transcribe", files={"file": (clip.name, clip.read_bytes())}, data={"model": "tiny.en"}
+                ).json()["identifier"]
+                for clip in (clips["long"], clips["short"])
+            ]
+            deadline = time.monotonic() + 120
+            while http.get(f"/task/{ids[0]}").json()["stage"] not in ("vad", "transcribing"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            (child,) = [pid for pid in descendants(server.proc.pid) if process_name(pid) == "whisperx-infer"]
+            os.kill(child, signal.SIGKILL)
+            crashed, after = wait_final(http, ids[0], 60), wait_final(http, ids[1], 120)
+            assert crashed["status"] == "failed" and crashed["error"]["code"] == "INFERENCE_PROCESS_EXITED", crashed
+            assert after["status"] == "completed", after
+    finally:
+        server.stop()
+        clear_queue(settings.queue_name)
