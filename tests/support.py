@@ -218,3 +218,54 @@ async def result_of(client: httpx.AsyncClient, identifier: str, timeout: float =
     task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=timeout)
     assert task["status"] == "completed", task
     return task
+
+
+class RedisServer:
+    """A redis-server of a test's own (TCP on loopback, append-only persistence in `directory`),
+    to stop, kill and start again under a running service."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory, self.port = directory, port or free_port()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10) -> RedisServer:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return self
+            time.sleep(0.05)
+        raise AssertionError(f"redis-server on {self.port} did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def wait_until(check: Any, timeout: float, interval: float = 0.2) -> float:
+    """Poll `check()` until it is true; the seconds it took (AssertionError after `timeout`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(httpx.HTTPError):
+            if check():
+                return time.monotonic() - started
+        time.sleep(interval)
+    raise AssertionError(f"not true after {timeout}s: {check}")

@@ -46,6 +46,7 @@ def run(host: str, port: int, web_workers: int) -> None:
         # one embedded Redis for every web process: start it here and hand its URL down
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         os.environ["REDIS_URL"] = embedded.start()
+        embedded.supervise(settings.embedded_redis_restart_timeout_s)
     if settings.db_auto_migrate:
         upgrade_database(settings)
         os.environ["DB_AUTO_MIGRATE"] = "false"  # done once here, not raced by each process

@@ -13,6 +13,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from whisperx_api.outages import unavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -130,12 +132,35 @@ def handle_not_found(_: Request[Any, Any, Any], exc: NotFoundError) -> Response[
     return error_response(404, str(exc.detail) if getattr(exc, "detail", None) else "not found", "NOT_FOUND")
 
 
-def handle_repository(_: Request[Any, Any, Any], exc: RepositoryError) -> Response[ErrorBody]:
+# how long a client should wait before retrying a request that met a dependency outage
+DEPENDENCY_RETRY_AFTER_S = 5
+
+
+def dependency_response(request: Request[Any, Any, Any], exc: BaseException) -> Response[ErrorBody] | None:
+    """503 DEPENDENCY_UNAVAILABLE (with Retry-After, `param` naming it) when `exc` says Redis or
+    the database is down; None for any other error."""
+    down = unavailable(exc)
+    if down is None:
+        return None
+    logger.warning("%s %s: %s is unavailable (%s)", request.method, request.url.path, down, type(exc).__name__)
+    return error_response(
+        503, f"{down} is unavailable; retry later", "DEPENDENCY_UNAVAILABLE", down,
+        {"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)},
+    )  # fmt: skip
+
+
+def handle_repository(request: Request[Any, Any, Any], exc: RepositoryError) -> Response[ErrorBody]:
+    outage = dependency_response(request, exc)
+    if outage is not None:
+        return outage
     logger.exception("database error", exc_info=exc)
     return error_response(503, "database error", "DATABASE_ERROR")
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    outage = dependency_response(request, exc)
+    if outage is not None:
+        return outage
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal server error", "INTERNAL_ERROR")
 

@@ -100,6 +100,7 @@ class Runtime:
         if not redis_url:
             embedded = EmbeddedRedis(settings.data_dir / "redis")
             redis_url = embedded.start()
+            embedded.supervise(settings.embedded_redis_restart_timeout_s)
             logger.info("REDIS_URL is unset: using embedded Redis at %s", redis_url)
         if settings.db_auto_migrate:
             await upgrade_database_async(settings)

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     queue_name: str = "whisperx"
     redis_max_connections: int = Field(default=50, ge=4)
+    # the embedded Redis (REDIS_URL unset) is started again when it exits; after this long of
+    # failed attempts the service reports itself not alive (/health/live 503)
+    embedded_redis_restart_timeout_s: int = Field(default=60, ge=1)
     data_dir: Path = Path("data")
     models_dir: Path | None = None
     db_auto_migrate: bool = True

@@ -1,25 +1,20 @@
-"""Every way a task's life can go wrong ends in a final state, and nothing is left behind:
-a streaming client that goes away, a database that fails between the admission slot and the
-task's row, an inference process that dies under a task. Real server processes."""
+"""Every way a task's life can go wrong ends in a final state: a streaming client that goes
+away, an inference process that dies under a task (a database that fails between the admission
+slot and the task's row: test_faults.py). Real server processes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-import redis
 
 from tests.audio import concatenate, speak
 from tests.support import (
-    PG_ADMIN_DSN,
-    REDIS_URL,
     clear_queue,
     descendants,
     free_port,
@@ -77,46 +72,6 @@ def test_a_streaming_client_that_goes_away_leaves_a_final_row(tmp_path: Path, cl
             )  # fmt: skip
             assert response.status_code == 200 and "final state" in response.json()["text"].lower()
     finally:
-        server.stop()
-        clear_queue(settings.queue_name)
-
-
-async def test_a_database_outage_between_slot_and_row_leaves_nothing_held(
-    tmp_path: Path, clips: dict[str, Path], pg_database: str
-) -> None:
-    name = pg_database.rsplit("/", 1)[-1]
-    settings = make_settings(tmp_path / "data", pg_database, max_queued_gpu_requests=4)
-    env = {**settings_env(settings), "MAX_QUEUED_GPU_REQUESTS": "4", "WORKER_IN_PROCESS": "false"}
-    port = free_port()
-    server = start_server(env, tmp_path / "server.log", port, timeout=120)
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            assert (await http.get("/health/ready")).status_code == 200
-            # the database refuses connections from now on (as one that is down does)
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            response = await http.post("/service/transcribe", files={"file": ("s.wav", clips["short"].read_bytes())})
-            error = response.json()["error"]
-            assert response.status_code == 503 and error["code"] == "DEPENDENCY_UNAVAILABLE", response.text
-            assert error["param"] == "database" and int(response.headers["retry-after"]) > 0
-            # the slot it had taken is free again, and the upload it had stored is gone
-            slots = redis.Redis.from_url(REDIS_URL).zcard(f"{settings.queue_name}:admission:async")
-            assert slots == 0
-            assert not list((tmp_path / "data" / "media").glob("*"))
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            # and the service works again once the database is back
-            deadline = time.monotonic() + 30
-            while (await http.get("/health/ready")).status_code != 200 and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-            again = await http.post("/service/transcribe", files={"file": ("s.wav", clips["short"].read_bytes())})
-            assert again.status_code == 200, again.text
-    finally:
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        await admin.close()
         server.stop()
         clear_queue(settings.queue_name)
 

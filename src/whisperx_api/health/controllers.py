@@ -13,6 +13,7 @@ from sqlalchemy import text
 from whisperx_api.errors import ApiError
 from whisperx_api.jobs.worker import WorkerRunner
 from whisperx_api.openapi import error_responses
+from whisperx_api.redis_embedded import supervisor_state
 from whisperx_api.runtime import Runtime
 from whisperx_api.settings import Settings
 from whisperx_api.transcription.service import TranscriptionService
@@ -64,8 +65,16 @@ class HealthController(Controller):
     async def health(self) -> Health:
         return Health(status="ok")
 
-    @get("/live", summary="Liveness probe (with timestamp)")
-    async def live(self) -> Liveness:
+    @get("/live", summary="Liveness probe (with timestamp); 503 once the embedded Redis could not be restarted",
+         responses=error_responses(503))  # fmt: skip
+    async def live(self, settings: Settings) -> Liveness:
+        # the embedded Redis's supervisor (in this process, or the parent of granian's workers)
+        supervised = supervisor_state(settings.data_dir / "redis")
+        if supervised is not None and supervised[0] == "gave_up":
+            raise ApiError(
+                503, "not alive: the embedded Redis exited and could not be started again; restart the service",
+                "EMBEDDED_REDIS_LOST", "redis",
+            )  # fmt: skip
         return Liveness(status="ok", timestamp=datetime.now(UTC))
 
     @get("/ready", summary="Readiness probe: database and Redis reachable", responses=error_responses(503))

@@ -50,9 +50,14 @@ class WorkerRunner:
     """One worker's life: `prepare` (retried with backoff until it succeeds), then the worker,
     until `stop`. `state` and `since` say where it is, for readiness."""
 
-    def __init__(self, worker: Worker[Any], prepare: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self, worker: Worker[Any], prepare: Callable[[], Awaitable[None]],
+        maintain: Callable[[], Awaitable[object]] | None = None, maintain_every_s: float = 60.0,
+    ) -> None:  # fmt: skip
         self.worker = worker
         self._prepare = prepare
+        self._maintain, self._maintain_every_s = maintain, maintain_every_s
+        self._maintenance: asyncio.Task[None] | None = None
         self.state: WorkerState = "starting"
         self.since = time.monotonic()
         self.attempts = 0
@@ -79,11 +84,24 @@ class WorkerRunner:
             await asyncio.sleep(delay)
             delay = min(LONGEST_RETRY_S, delay * 2)
         self._set("running")
+        if self._maintain is not None:
+            self._maintenance = asyncio.create_task(self._maintenance_loop(), name="worker-maintenance")
         await self.worker.start()
+
+    async def _maintenance_loop(self) -> None:
+        assert self._maintain is not None
+        while True:
+            await asyncio.sleep(self._maintain_every_s)
+            try:
+                await self._maintain()
+            except Exception as exc:  # a dependency down now: the next round tries again
+                logger.warning("worker maintenance failed (%s: %s)", type(exc).__name__, exc)
 
     async def stop(self) -> None:
         """Stop taking jobs; the running job gets the worker's grace period, then is cancelled."""
         self._set("stopping")
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         task = self._task
         if hasattr(self.worker, "event"):  # `event` exists once the worker has started
             if not self.worker.job_task_contexts:

@@ -13,6 +13,10 @@ from whisperx_api.memory import freeze_long_lived
 from whisperx_api.runtime import Runtime
 from whisperx_api.transcription.service import TranscriptionService
 
+# how often a running worker looks for tasks whose job was lost (a Redis that restarted, a
+# worker that died without the sweep noticing): the service heals itself, not only at start
+RECONCILE_EVERY_S = 120.0
+
 
 class WorkerContext(Context, total=False):
     service: TranscriptionService
@@ -42,7 +46,10 @@ def worker_runner(service: TranscriptionService, *, in_process: bool) -> WorkerR
         await hold_startup_sweep(runtime.queue, max(2, settings.job_heartbeat_s))
         await service.reconcile()
 
-    return WorkerRunner(worker, prepare)
+    async def maintain() -> None:
+        await service.reconcile(at_start=False)
+
+    return WorkerRunner(worker, prepare, maintain, RECONCILE_EVERY_S)
 
 
 async def shut_down(transcription: TranscriptionService, worker: WorkerRunner | None, grace_s: float) -> None:

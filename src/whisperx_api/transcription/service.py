@@ -29,7 +29,7 @@ import msgspec
 from saq import Job
 
 from whisperx_api.db.models import ACTIVE_STATUSES, INLINE_TYPES, Task, TaskStatus, TaskType
-from whisperx_api.errors import ApiError
+from whisperx_api.errors import DEPENDENCY_RETRY_AFTER_S, ApiError
 from whisperx_api.jobs.queue import enqueue, forget_job, job_is_live
 from whisperx_api.media.intake import FetchMedia, StoredMedia
 from whisperx_api.media.storage import MediaStore
@@ -118,7 +118,7 @@ def dependency_error(exc: BaseException) -> ApiError | None:
         return None
     return ApiError(
         503, f"{down} is unavailable; nothing was kept of this request, retry later", "DEPENDENCY_UNAVAILABLE", down,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
+        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)},
     )  # fmt: skip
 
 
@@ -218,8 +218,10 @@ class TranscriptionService:
         started: float,
     ) -> Outcome:  # fmt: skip
         task_id, inline = task.id, job is None
-        stop_reporting = asyncio.Event()
-        reporter = asyncio.create_task(self._report_progress(task_id, running.progress, job, stop_reporting))
+        stop_reporting, work_done = asyncio.Event(), asyncio.Event()
+        reporter = asyncio.create_task(
+            self._report_progress(task_id, running.progress, job, stop_reporting, work_done)
+        )
         work = Work(
             task_id=task_id, task_type=TaskType(task.task_type), params=decode_params(task.params),
             media_path=Path(task.media_path) if task.media_path else None, engine=self.runtime.engine,
@@ -258,10 +260,13 @@ class TranscriptionService:
             logger.exception("task %s failed", task_id)
             outcome = Outcome(task_id, TaskStatus.FAILED, error_code="INTERNAL_ERROR", error_message=str(exc) or type(exc).__name__)
         finally:
+            work_done.set()  # no more progress rows; the job's heartbeat goes on until the row is closed
+        try:
+            await self._close(task, outcome, started)
+        finally:
             stop_reporting.set()
             with contextlib.suppress(Exception):
                 await reporter
-        await self._close(task, outcome, started)
         return outcome
 
     async def _close(self, task: Task, outcome: Outcome, started: float) -> None:
@@ -301,8 +306,12 @@ class TranscriptionService:
         with contextlib.suppress(Exception):  # Redis down: the slot expires on its own
             await self.runtime.admission.release("sync" if inline else "async", str(task_id))
 
-    async def _report_progress(self, task_id: UUID, progress: Progress, job: Job | None, stop: asyncio.Event) -> None:
-        """Copy progress to the row and keep the job's heartbeat fresh while the work runs.
+    async def _report_progress(
+        self, task_id: UUID, progress: Progress, job: Job | None, stop: asyncio.Event, work_done: asyncio.Event
+    ) -> None:
+        """Copy progress to the row while the work runs, and keep the job's heartbeat fresh until
+        the row is closed (a final write that waits for the database must not look like a dead
+        worker to the sweep).
 
         It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
         Redis write can leave that connection unusable for the writes that follow.
@@ -317,7 +326,7 @@ class TranscriptionService:
                 return
             version, stage, fraction = progress.snapshot()
             try:
-                if version != seen:
+                if version != seen and not work_done.is_set():
                     seen = version
                     await self.rows.update(task_id, stage=stage, progress=round(fraction, 4))
                 if job is not None and time.monotonic() - last_touch >= touch_every:
@@ -379,22 +388,28 @@ class TranscriptionService:
         return task
 
     # -- after a restart --------------------------------------------------------------------
-    async def reconcile(self) -> dict[str, int]:
+    async def reconcile(self, *, at_start: bool = True) -> dict[str, int]:
         """Re-queue (within JOB_MAX_ATTEMPTS) or fail the tasks whose job is gone.
 
         A task left queued/processing after a crash either still has a live job (the sweep will
         retry it if its worker died) or has none (Redis lost it, or the job ended without
         closing the row): those are queued again, or failed as `interrupted` when they have used
-        up their attempts. An inline task's client is gone once its process died.
+        up their attempts. At start, an inline task left processing long ago is failed too: its
+        client is gone once its process died. Run at a worker's start and then every few minutes
+        (a Redis that came back may have lost the last second of jobs); tasks running in this
+        process are left alone.
         """
         counts = {"requeued": 0, "failed": 0, "alive": 0}
         queue = self.runtime.queue
         stale = datetime.now(UTC) - timedelta(seconds=INLINE_STALE_AFTER_S)
-        for task_id, attempts, started_at in await self.rows.active(synchronous=True):
-            if started_at is not None and started_at < stale:
+        for task_id, attempts, started_at in await self.rows.active(synchronous=True) if at_start else []:
+            if started_at is not None and started_at < stale and task_id not in self._running:
                 await self._fail_interrupted(task_id, attempts)
                 counts["failed"] += 1
         for task_id, attempts, _ in await self.rows.active(synchronous=False):
+            if task_id in self._running:
+                counts["alive"] += 1
+                continue
             job = await queue.job(str(task_id))
             if job is not None and await job_is_live(queue, job):
                 counts["alive"] += 1
