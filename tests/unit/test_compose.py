@@ -21,6 +21,8 @@ def test_compose_parses_and_names_the_documented_services() -> None:
     assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
     assert "postgres-data" in compose["volumes"] and "models" in compose["volumes"]
     for name in ("api", "worker"):
+        # the engine's SIGKILL must come after SHUTDOWN_GRACE_S (30 s), or a deploy cuts running tasks
+        assert int(services[name]["stop_grace_period"].rstrip("s")) > 30
         env = services[name]["environment"]
         assert env["DB_URL"].startswith("postgresql://") and env["REDIS_URL"].startswith("redis://")
 
