@@ -278,9 +278,9 @@ async def test_model_missing_offline_fails_fast_naming_where_it_looked(
 ) -> None:
     """large-v3 is a valid name, but not on this machine and the hub is offline (HF_HUB_OFFLINE=1)."""
     client, _ = app_client
-    started = time.monotonic()
     identifier = await submit(client, media["english"], "/service/transcribe", model="large-v3")
-    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=60)
-    assert task["status"] == "failed" and time.monotonic() - started < 15
+    # the timeout covers the worker's start when this test runs first; the task itself fails fast
+    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=90)
+    assert task["status"] == "failed" and task["metadata"]["duration"] < 15, task
     assert task["error"]["code"] == "MODEL_NOT_FOUND"
     assert "looked in" in task["error"]["message"] and "offline" in task["error"]["message"]
