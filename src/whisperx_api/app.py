@@ -8,11 +8,10 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import ValidationException
-from litestar.response import Redirect
 from litestar.types import ASGIApp
 
 from whisperx_api.errors import exception_handlers
@@ -37,16 +36,13 @@ from whisperx_api.transcription.controllers import ServiceController, SpeechCont
 from whisperx_api.transcription.jobs import shut_down, worker_runner
 from whisperx_api.transcription.service import TranscriptionService
 from whisperx_api.transcription.task_controller import TaskController
+from whisperx_api.web.assets import asset_routers, docs_render_plugins
+from whisperx_api.web.page import transcription_page
 
 logger = logging.getLogger(__name__)
 
 # Uploads are streamed to disk; the cap that matters is MAX_UPLOAD_SIZE_MB (safeguards).
 UNLIMITED_BODY = 1 << 62
-
-
-@get("/", include_in_schema=False)
-async def root() -> Redirect:
-    return Redirect(path="/docs")
 
 
 def provide_runtime(state: State) -> Runtime:
@@ -134,7 +130,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[
-            root,
+            transcription_page,
+            *asset_routers(),
             HealthController,
             TaskController,
             SpeechController,
@@ -149,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_request_id],
         middleware=safeguards(settings),
         security=[{"BearerToken": []}] if settings.auth.enabled else None,
-        openapi_config=openapi_config(version("whisperx-api")),
+        openapi_config=openapi_config(version("whisperx-api"), docs_render_plugins()),
         request_max_body_size=settings.max_upload_bytes or UNLIMITED_BODY,
         debug=False,
     )

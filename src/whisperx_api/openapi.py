@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,7 @@ import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, OpenAPIType, Operation, Parameter, Schema, SecurityScheme
 
 from whisperx_api.errors import ErrorBody
@@ -37,14 +37,16 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-def openapi_config(version: str) -> OpenAPIConfig:
+def openapi_config(version: str, render_plugins: Sequence[OpenAPIRenderPlugin]) -> OpenAPIConfig:
+    """The OpenAPI document at /docs/openapi.json, shown by `render_plugins` (Swagger at /docs,
+    Scalar at /docs/scalar: web/assets.py, which serves their files)."""
     return OpenAPIConfig(
         title="whisperx-api",
         version=version,
         description="Speech-to-text with word timings, speakers and subtitles. Every error has the body "
         '`{"error": {"message", "type", "code", "param"}}`.',
         path="/docs",
-        render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+        render_plugins=list(render_plugins),
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(type="http", scheme="bearer", description="AUTH__BEARER_TOKEN")
@@ -121,5 +123,5 @@ def document_errors(app: Litestar, statuses: Iterable[int]) -> None:
     defaults = error_responses(*statuses)
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            if isinstance(handler, HTTPRouteHandler) and handler.include_in_schema:
+            if isinstance(handler, HTTPRouteHandler) and handler.resolve_include_in_schema():
                 handler.responses = {**defaults, **(handler.responses or {})}

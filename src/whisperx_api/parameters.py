@@ -123,7 +123,7 @@ def _is_list(field_type: Any) -> bool:
 
 async def check_parameters(request: Request[Any, Any, Any]) -> None:
     handler = request.route_handler
-    if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+    if not isinstance(handler, HTTPRouteHandler) or not handler.resolve_include_in_schema():
         return  # the docs pages and other framework routes
     status = client_error_status(request)
     unsupported: dict[str, str] = dict(handler.opt.get("unsupported_parameters", {}))

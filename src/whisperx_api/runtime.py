@@ -16,6 +16,7 @@ from whisperx_api.jobs.queue import TaskQueue
 from whisperx_api.media.storage import MediaStore
 from whisperx_api.redis_embedded import EmbeddedRedis
 from whisperx_api.settings import Settings
+from whisperx_api.tasks.events import TaskEvents
 
 if TYPE_CHECKING:
     from whisperx_api.pipeline.remote import RemoteEngine
@@ -43,6 +44,8 @@ class Runtime:
         self.queue = queue
         self.media = media
         self.voice_samples = MediaStore(settings.data_dir / "voice_samples")
+        # tasks' changes, published by the task's owner and followed by any process's clients
+        self.events = TaskEvents(queue.redis, settings.queue_name)
         self.embedded_redis = embedded_redis
         self._engine: RemoteEngine | None = None
         self._admission: Admission | None = None
@@ -122,6 +125,7 @@ class Runtime:
 
     async def close(self) -> None:
         # each step runs even if an earlier one fails: shutdown must not hang on a dead dependency
+        await self.events.hub.close()
         try:
             await asyncio.wait_for(self.queue.disconnect(), 5)
         except Exception:

@@ -97,7 +97,10 @@ class Settings(BaseSettings):
     # readiness says "starting" this long while an in-process worker warms up (or waits for Redis
     # and the database); after that "unavailable", with 503
     worker_start_timeout_s: int = Field(default=300, ge=1)
-    keep_media: bool = False
+    # a completed task's media is kept this many hours for playback (GET /task/{id}/audio), then
+    # deleted; 0: deleted when the task ends. A failed task's media is deleted at once; a deleted
+    # task's with it
+    media_retention_h: float = Field(default=24.0, ge=0.0)
     # keep each enrolment's recording under DATA_DIR/voice_samples, so `whisperx-api speakers
     # reembed` can recompute the library's vectors when the speaker encoder changes
     keep_voice_samples: bool = True

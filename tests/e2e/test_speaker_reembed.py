@@ -42,7 +42,9 @@ async def test_reembed_recomputes_kept_voices_and_lists_the_rest(tmp_path: Path)
     clip = speak("My name is Alice and I look after the budget of our small company.", tmp_path / "a.wav", VOICE_A)
     async with AsyncTestClient(app=create_app(old), timeout=120) as client:
         with clip.open("rb") as fh:
-            enrolled = await client.post("/speakers/enroll", files={"file": ("a.wav", fh)}, data={"speaker_label": "Alice"})
+            enrolled = await client.post(
+                "/speakers/enroll", files={"file": ("a.wav", fh)}, data={"speaker_label": "Alice"}
+            )
         assert enrolled.status_code == 201, enrolled.text
         assert enrolled.json()["encoder_model"] == EMBEDDED_MODEL
         posted = await client.post("/speakers", json={"speaker_label": "Bob", "embedding": [0.1] * 256})

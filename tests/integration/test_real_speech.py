@@ -172,7 +172,9 @@ async def test_real_voices_are_identified_and_strangers_are_not(
 
     # a voice nobody enrolled stays unknown at the default threshold: Sheila, once she is gone...
     assert (await client.delete(f"/speakers/{sheila['uuid']}")).status_code == 200
-    stranger = await client.post("/speakers/identify", json={"embedding": await voice_of(client, corpus["sheila_rest"])})
+    stranger = await client.post(
+        "/speakers/identify", json={"embedding": await voice_of(client, corpus["sheila_rest"])}
+    )
     assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "SPEAKER_NOT_IDENTIFIED"
     # ... and a synthetic one
     espeak = await client.post(

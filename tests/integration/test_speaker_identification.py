@@ -119,7 +119,9 @@ async def test_enrolled_voices_name_the_speakers_of_a_dialogue(client: AsyncTest
     identified = (
         await client.post("/speakers/identify", json={"embedding": diarized["speaker_embeddings"][alice_raw]})
     ).json()
-    assert identified["speaker_label"] == "Alice" and identified["samples"] == 2 and identified["similarity"] >= THRESHOLD
+    assert (
+        identified["speaker_label"] == "Alice" and identified["samples"] == 2 and identified["similarity"] >= THRESHOLD
+    )
 
 
 async def test_auto_stored_speakers_are_named_in_the_next_recording(

@@ -44,7 +44,11 @@ class TaskType(enum.StrEnum):
 
 
 # run within the request that asked for them (the caller waits), not by a queue worker
-INLINE_TYPES = (TaskType.OPENAI_TRANSCRIPTION.value, TaskType.OPENAI_TRANSLATION.value, TaskType.SPEAKER_ENROLMENT.value)
+INLINE_TYPES = (
+    TaskType.OPENAI_TRANSCRIPTION.value,
+    TaskType.OPENAI_TRANSLATION.value,
+    TaskType.SPEAKER_ENROLMENT.value,
+)
 
 
 class Task(UUIDAuditBase):

@@ -80,7 +80,9 @@ class WorkerRunner:
                 down = unavailable(exc)
                 if down is None:
                     raise
-                logger.warning("the queue worker cannot start: %s is unavailable (%s); retrying in %.0fs", down, exc, delay)
+                logger.warning(
+                    "the queue worker cannot start: %s is unavailable (%s); retrying in %.0fs", down, exc, delay
+                )
             await asyncio.sleep(delay)
             delay = min(LONGEST_RETRY_S, delay * 2)
         self._set("running")

@@ -80,7 +80,9 @@ async def submit(
         options = build_options(asked, settings)
         task_type = TaskType.OPENAI_TRANSLATION if task == "translate" else TaskType.OPENAI_TRANSCRIPTION
         params = TaskParams(options=options, response_format=form.response_format, align=align)
-        return await service.submit(Submission(task_type, params, upload_fetcher(service.media, form.file), language=language))
+        return await service.submit(
+            Submission(task_type, params, upload_fetcher(service.media, form.file), language=language)
+        )
     except ApiError as exc:
         raise _as_400(exc) from None
 
@@ -117,6 +119,7 @@ async def stream_events(service: TranscriptionService, task_id: UUID) -> AsyncIt
     shape). A client that goes away ends the task as CLIENT_DISCONNECTED (run_inline)."""
     loop = asyncio.get_running_loop()
     segments: asyncio.Queue[Segment] = asyncio.Queue()
+
     def on_segment(segment: Segment) -> None:  # on the inference process's reader thread
         loop.call_soon_threadsafe(segments.put_nowait, segment)
 

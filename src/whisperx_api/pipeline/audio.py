@@ -12,8 +12,9 @@ import numpy as np
 from whisperx_api.pipeline.errors import AudioProcessingError
 
 SAMPLE_RATE = 16_000
-AUDIO_EXTENSIONS = (".oga", ".m4a", ".aac", ".wav", ".amr", ".wma", ".awb", ".mp3", ".ogg")
-VIDEO_EXTENSIONS = (".wmv", ".mkv", ".avi", ".mov", ".mp4")
+AUDIO_EXTENSIONS = (".oga", ".m4a", ".aac", ".wav", ".amr", ".wma", ".awb", ".mp3", ".ogg", ".opus", ".flac")
+# .webm: what browsers record from a microphone (MediaRecorder)
+VIDEO_EXTENSIONS = (".wmv", ".mkv", ".avi", ".mov", ".mp4", ".webm")
 ALLOWED_EXTENSIONS = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
 PROBE_TIMEOUT_S = 60
 

@@ -249,7 +249,9 @@ class SpeechEngine:
                 options.whisper,
                 options.asr,
                 stage_span(progress, "transcribing", 0.1, 0.6),
-                (lambda segment: on_segment(transcript_from({"segments": [segment]}).segments[0])) if on_segment else None,
+                (lambda segment: on_segment(transcript_from({"segments": [segment]}).segments[0]))
+                if on_segment
+                else None,
             )
         lap("transcribe")
         language = transcript["language"]

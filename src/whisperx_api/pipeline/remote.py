@@ -248,7 +248,9 @@ class RemoteEngine:
     async def align_transcript(
         self, path: Path, transcript: Transcript, options: PipelineOptions, progress: ProgressCallback
     ) -> Transcript:
-        result: Transcript = await self.process.call(self.config, "align_transcript", path, transcript, options, progress)
+        result: Transcript = await self.process.call(
+            self.config, "align_transcript", path, transcript, options, progress
+        )
         return result
 
     async def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:

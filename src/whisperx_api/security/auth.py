@@ -10,8 +10,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from whisperx_api.security.responses import send_error
 
-# open to probes and to people reading the docs (Swagger/Scalar "Authorize" then sends the token)
-OPEN_PATHS = re.compile(r"^/($|health(/|$)|docs(/|$))")
+# open to probes, to people reading the docs (Swagger/Scalar "Authorize" then sends the token) and
+# to the web page and its files (the page asks for the token and sends it with each request)
+OPEN_PATHS = re.compile(r"^/($|health(/|$)|docs(/|$)|static/)")
 
 
 def _supplied_token(scope: Scope) -> bytes | None:

@@ -109,7 +109,10 @@ async def name_speakers(
         stored = {s.label: s for s in (await library.page(task_id=task_id, label=None, limit=1000, offset=0))[0]}
         new = [
             NewSpeaker(
-                stored_label(raw, task_id), vectors[raw], encoder_model, f"auto-stored from task {task_id} ({raw})",
+                stored_label(raw, task_id),
+                vectors[raw],
+                encoder_model,
+                f"auto-stored from task {task_id} ({raw})",
                 task_id,
             )
             for raw in unknown
@@ -128,3 +131,37 @@ async def name_speakers(
     if not keep_embeddings:
         result.speaker_embeddings = None
     return result
+
+
+def linked_speaker(result: Transcript | Diarized, name: str) -> UUID | None:
+    """The library entry a speaker of the result is (identified as it, or stored as it), if any."""
+    raw = next((s.speaker_raw or name for s in result.segments if s.speaker == name), name)
+    found = (result.speaker_identification or {}).get(raw)
+    if found is None:
+        return None
+    linked = found.stored_speaker_uuid if found.status == "stored" else found.speaker_uuid
+    return UUID(linked) if linked else None
+
+
+def rename(result: Transcript | Diarized, name: str, new: str) -> None:
+    """Call a speaker of the result `new` wherever it is named `name`, in place; segments keep
+    their diarization label in `speaker_raw`."""
+    raw = name
+    for segment in result.segments:
+        if segment.speaker == name:
+            raw = segment.speaker_raw or name
+            segment.speaker_raw = raw
+            segment.speaker = new
+        if isinstance(segment, Segment):
+            for word in segment.words:
+                if word.speaker == name:
+                    word.speaker = new
+    if isinstance(result, Transcript):
+        result.word_segments = with_words(result.segments)
+    if result.speakers is not None:
+        result.speakers = sorted({new if speaker == name else speaker for speaker in result.speakers})
+    found = (result.speaker_identification or {}).get(raw)
+    if found is not None and found.status == "identified":
+        found.label = new
+    elif found is not None and found.status == "stored":
+        found.stored_label = new

@@ -107,7 +107,10 @@ class SpeakerController(Controller):
     @post("/enroll", status_code=201, responses=error_responses(400, 413, 415, 422, 503),
           summary="Enrol a voice from a recording of that one person (several samples per label are allowed)")  # fmt: skip
     async def enroll(
-        self, transcription: TranscriptionService, library: SpeakerLibrary, settings: Settings,
+        self,
+        transcription: TranscriptionService,
+        library: SpeakerLibrary,
+        settings: Settings,
         data: Annotated[EnrollForm, MULTIPART],
     ) -> EnrolledSpeaker:
         """Runs within the request, as a task of its own (visible under /task), taking a sync slot."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -68,6 +68,20 @@ class TaskList(msgspec.Struct):
 class TaskQueued(msgspec.Struct):
     identifier: UUID
     message: str = "Task queued"
+
+
+class SpeakerRename(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    speaker_label: Annotated[str, msgspec.Meta(min_length=1, max_length=255, description="the speaker's new name")]
+
+
+class SpeakerRenamed(msgspec.Struct, kw_only=True):
+    identifier: UUID
+    speaker: str
+    speaker_label: str
+    # the speaker library entry renamed with it (this voice identified as it, or stored from this
+    # task); null: the voice is not in the library, only this transcript changed
+    speaker_uuid: UUID | None
+    speakers: list[str]
 
 
 class TaskDeleted(msgspec.Struct):

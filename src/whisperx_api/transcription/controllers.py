@@ -78,7 +78,9 @@ class SpeechController(Controller):
     async def speech_to_text(
         self, transcription: TranscriptionService, settings: Settings, data: Annotated[MediaForm, MULTIPART]
     ) -> TaskQueued:
-        return await queue(transcription, settings, data, TaskType.FULL_PROCESS, upload_fetcher(transcription.media, data.file))
+        return await queue(
+            transcription, settings, data, TaskType.FULL_PROCESS, upload_fetcher(transcription.media, data.file)
+        )
 
     @post("/speech-to-text-url", status_code=200, responses={**UPLOAD_ERRORS, **error_responses(502, 504)},
           operation_class=FULL, summary="Transcribe, align and diarize media fetched from an http(s) URL (queued)")  # fmt: skip
@@ -101,7 +103,9 @@ class ServiceController(Controller):
     async def transcribe(
         self, transcription: TranscriptionService, settings: Settings, data: Annotated[TranscribeForm, MULTIPART]
     ) -> TaskQueued:
-        return await queue(transcription, settings, data, TaskType.TRANSCRIPTION, upload_fetcher(transcription.media, data.file))
+        return await queue(
+            transcription, settings, data, TaskType.TRANSCRIPTION, upload_fetcher(transcription.media, data.file)
+        )
 
     @post("/align", status_code=200, responses=UPLOAD_ERRORS,
           operation_class=query_options(AlignOnlyOptions, BOTH_WAYS),
@@ -121,7 +125,9 @@ class ServiceController(Controller):
     async def diarize(
         self, transcription: TranscriptionService, settings: Settings, data: Annotated[DiarizeForm, MULTIPART]
     ) -> TaskQueued:
-        return await queue(transcription, settings, data, TaskType.DIARIZATION, upload_fetcher(transcription.media, data.file))
+        return await queue(
+            transcription, settings, data, TaskType.DIARIZATION, upload_fetcher(transcription.media, data.file)
+        )
 
     @post("/combine", status_code=200, responses=error_responses(400, 413, 422, 503),
           summary="Assign speakers to an aligned transcript from a diarization result (queued; no audio)")  # fmt: skip
@@ -145,8 +151,6 @@ class ServiceController(Controller):
 
     @post("/probe", status_code=200, responses=UPLOAD_ERRORS,
           summary="Queue a media probe (duration, codec, streams) of an uploaded file")  # fmt: skip
-    async def probe(
-        self, transcription: TranscriptionService, data: Annotated[ProbeForm, MULTIPART]
-    ) -> TaskQueued:
+    async def probe(self, transcription: TranscriptionService, data: Annotated[ProbeForm, MULTIPART]) -> TaskQueued:
         submission = Submission(TaskType.MEDIA_PROBE, TaskParams(), upload_fetcher(transcription.media, data.file))
         return TaskQueued(identifier=await transcription.submit(submission))

@@ -36,7 +36,8 @@ def _warm_up(runtime: Runtime) -> None:
 
 def worker_runner(service: TranscriptionService, *, in_process: bool) -> WorkerRunner:
     """A worker that starts once the inference process is up and unfinished tasks are
-    reconciled (retried while Redis or the database do not answer)."""
+    reconciled (retried while Redis or the database do not answer); every few minutes it
+    reconciles again and deletes media past MEDIA_RETENTION_H."""
     runtime = service.runtime
     settings = runtime.settings
     worker = make_worker(runtime.queue, run_task, {"service": service}, settings, in_process=in_process)
@@ -45,9 +46,11 @@ def worker_runner(service: TranscriptionService, *, in_process: bool) -> WorkerR
         await asyncio.to_thread(_warm_up, runtime)
         await hold_startup_sweep(runtime.queue, max(2, settings.job_heartbeat_s))
         await service.reconcile()
+        await service.expire_media()
 
     async def maintain() -> None:
         await service.reconcile(at_start=False)
+        await service.expire_media()
 
     return WorkerRunner(worker, prepare, maintain, RECONCILE_EVERY_S)
 
@@ -57,6 +60,4 @@ async def shut_down(transcription: TranscriptionService, worker: WorkerRunner | 
     (an inline one ends SERVICE_SHUTTING_DOWN). The inference process stops after this, when
     the process exits."""
     transcription.draining = True
-    await asyncio.gather(
-        transcription.drain_inline(grace_s), worker.stop() if worker is not None else asyncio.sleep(0)
-    )
+    await asyncio.gather(transcription.drain_inline(grace_s), worker.stop() if worker is not None else asyncio.sleep(0))

@@ -3,6 +3,7 @@ service (service.py) writes task rows."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +38,16 @@ class TaskRows:
             gone = (await session.execute(delete(Task).where(Task.id == task_id).returning(Task.id))).first()
             await session.commit()
         return gone is not None
+
+    async def with_media_before(self, cutoff: datetime) -> list[tuple[UUID, str]]:
+        """(id, media_path) of the ended tasks that still have media and ended before `cutoff`."""
+        async with self._db.get_session() as session:
+            rows = await session.execute(
+                select(Task.id, Task.media_path).where(
+                    Task.status.not_in(ACTIVE_STATUSES), Task.media_path.is_not(None), Task.finished_at < cutoff
+                )
+            )
+            return [(r[0], str(r[1])) for r in rows.all()]
 
     async def active(self, *, synchronous: bool) -> list[tuple[UUID, int, Any]]:
         """(id, attempts, started_at) of unfinished tasks, of the inline types or the queued ones."""

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,9 +37,11 @@ from whisperx_api.media.storage import MediaStore
 from whisperx_api.outages import unavailable
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.progress import Progress
-from whisperx_api.pipeline.results import Segment
+from whisperx_api.pipeline.results import Diarized, Segment, Transcript
 from whisperx_api.runtime import Runtime
 from whisperx_api.security.admission import RETRY_AFTER_S
+from whisperx_api.speaker_library.naming import linked_speaker, rename
+from whisperx_api.tasks.events import SegmentEvent, TaskEvent
 from whisperx_api.transcription.callbacks import deliver_callback
 from whisperx_api.transcription.params import TaskParams, decode_params, encode_params
 from whisperx_api.transcription.rows import TaskRows
@@ -49,6 +52,9 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 1.0
 INTERRUPTED = "interrupted"
 INLINE_STALE_AFTER_S = 3600
+# a deleted task's last event ("deleted") is kept this long, for its followers to see
+DELETED_EVENTS_KEPT_S = 600
+STATE_FIELDS = ("status", "stage", "progress", "error_code", "error_message")
 # the final write of a finished task, while the database is down: retried this long
 FINAL_WRITE_FIRST_RETRY_S = 0.5
 FINAL_WRITE_LONGEST_RETRY_S = 15.0
@@ -103,6 +109,22 @@ class Running:
     inline: bool
     reason: str | None = None
     progress: Progress = field(default_factory=Progress)
+    # segments decoded and not yet published as events (appended on the inference reader thread)
+    segments: deque[Segment] = field(default_factory=deque)
+
+
+def _state_event(values: dict[str, Any]) -> TaskEvent:
+    return TaskEvent(type="state", **{name: values[name] for name in STATE_FIELDS if name in values})
+
+
+def _final_event(values: dict[str, Any]) -> TaskEvent:
+    return TaskEvent(type="done", **{name: values[name] for name in STATE_FIELDS if name in values})
+
+
+def _segment_event(segment: Segment) -> TaskEvent:
+    return TaskEvent(
+        type="segment", segment=SegmentEvent(start=segment.start or 0.0, end=segment.end or 0.0, text=segment.text)
+    )
 
 
 def overloaded(kind: str) -> ApiError:
@@ -127,6 +149,7 @@ class TranscriptionService:
         self.runtime = runtime
         self.settings = runtime.settings
         self.rows = TaskRows(runtime.db)
+        self.events = runtime.events
         self.draining = False
         self._running: dict[UUID, Running] = {}
 
@@ -204,11 +227,13 @@ class TranscriptionService:
                 attempts = task.attempts + 1
                 if attempts > self.settings.job_max_attempts:
                     return await self._fail_interrupted(task_id, task.attempts)
-                await self.rows.update(
+                await self._record(
                     task_id, status=TaskStatus.PROCESSING.value, attempts=attempts, started_at=datetime.now(UTC),
                     stage="starting", progress=0.0,
                 )  # fmt: skip
-            logger.info("task %s (%s): running, attempt %d", task_id, task.task_type, task.attempts + (0 if inline else 1))
+            logger.info(
+                "task %s (%s): running, attempt %d", task_id, task.task_type, task.attempts + (0 if inline else 1)
+            )
             return await self._run(task, running, job, on_segment, started)
         finally:
             self._running.pop(task_id, None)
@@ -219,13 +244,17 @@ class TranscriptionService:
     ) -> Outcome:  # fmt: skip
         task_id, inline = task.id, job is None
         stop_reporting, work_done = asyncio.Event(), asyncio.Event()
-        reporter = asyncio.create_task(
-            self._report_progress(task_id, running.progress, job, stop_reporting, work_done)
-        )
+        reporter = asyncio.create_task(self._report_progress(task_id, running, job, stop_reporting, work_done))
+
+        def segment_decoded(segment: Segment) -> None:  # on the inference process's reader thread
+            running.segments.append(segment)
+            if on_segment is not None:
+                on_segment(segment)
+
         work = Work(
             task_id=task_id, task_type=TaskType(task.task_type), params=decode_params(task.params),
             media_path=Path(task.media_path) if task.media_path else None, engine=self.runtime.engine,
-            library=self.runtime.speakers, progress=running.progress, on_segment=on_segment,
+            library=self.runtime.speakers, progress=running.progress, on_segment=segment_decoded,
             voice_samples=self.runtime.voice_samples if self.settings.keep_voice_samples else None,
         )  # fmt: skip
         outcome: Outcome
@@ -244,11 +273,16 @@ class TranscriptionService:
                 if self.draining:
                     values["attempts"] = task.attempts
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.rows.update(task_id, **values))
-                logger.info("task %s: back on the queue (%s)", task_id, "shutting down" if self.draining else "cancelled")
+                    await asyncio.shield(self._record(task_id, **values))
+                logger.info(
+                    "task %s: back on the queue (%s)", task_id, "shutting down" if self.draining else "cancelled"
+                )
                 raise
             code, message = {
-                "client_disconnected": ("CLIENT_DISCONNECTED", "the client closed the connection before the task finished"),
+                "client_disconnected": (
+                    "CLIENT_DISCONNECTED",
+                    "the client closed the connection before the task finished",
+                ),
                 "shutting_down": ("SERVICE_SHUTTING_DOWN", "the service shut down before the task finished"),
             }.get(reason or "", ("CANCELLED", "the task was cancelled"))
             outcome = Outcome(task_id, TaskStatus.FAILED, error_code=code, error_message=message)
@@ -258,7 +292,9 @@ class TranscriptionService:
             outcome = Outcome(task_id, TaskStatus.FAILED, error_code=exc.code, error_message=exc.message)
         except Exception as exc:
             logger.exception("task %s failed", task_id)
-            outcome = Outcome(task_id, TaskStatus.FAILED, error_code="INTERNAL_ERROR", error_message=str(exc) or type(exc).__name__)
+            outcome = Outcome(
+                task_id, TaskStatus.FAILED, error_code="INTERNAL_ERROR", error_message=str(exc) or type(exc).__name__
+            )
         finally:
             work_done.set()  # no more progress rows; the job's heartbeat goes on until the row is closed
         try:
@@ -276,12 +312,19 @@ class TranscriptionService:
             "status": outcome.status.value, "finished_at": datetime.now(UTC),
             "processing_duration": round(time.monotonic() - started, 3),
         }  # fmt: skip
-        if outcome.status == TaskStatus.COMPLETED:
-            values.update(result=msgspec.to_builtins(outcome.result), progress=1.0, stage="done", **facts(outcome.result))
+        completed = outcome.status == TaskStatus.COMPLETED
+        if completed:
+            values.update(
+                result=msgspec.to_builtins(outcome.result), progress=1.0, stage="done", **facts(outcome.result)
+            )
         else:
             values.update(error_code=outcome.error_code, error_message=outcome.error_message)
+        # a completed task's media stays MEDIA_RETENTION_H hours for playback (expire_media)
+        keep_media = completed and self.settings.media_retention_h > 0
+        if not keep_media:
+            values["media_path"] = None
         await self._write_final(task.id, values)
-        if not self.settings.keep_media:
+        if not keep_media:
             self.runtime.media.delete(task.media_path)
         await self._release(task.id, inline=task.task_type in INLINE_TYPES)
         if task.callback_url:
@@ -294,24 +337,38 @@ class TranscriptionService:
         while True:
             try:
                 await self.rows.update(task_id, **values)
+                await self._publish(task_id, _final_event(values))
                 return
             except Exception as exc:
                 if unavailable(exc) != "database":
                     raise
-                logger.warning("task %s: the database is unavailable for its final state; retrying in %.1fs", task_id, delay)
+                logger.warning(
+                    "task %s: the database is unavailable for its final state; retrying in %.1fs", task_id, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(FINAL_WRITE_LONGEST_RETRY_S, delay * 2)
+
+    async def _record(self, task_id: UUID, **values: Any) -> None:
+        """A change of a running task: into its row, then to whoever follows its events."""
+        await self.rows.update(task_id, **values)
+        await self._publish(task_id, _state_event(values))
+
+    async def _publish(self, task_id: UUID, event: TaskEvent, **options: Any) -> None:
+        try:
+            await self.events.publish(task_id, event, **options)
+        except Exception as exc:  # events are best effort: followers fall back on the row
+            logger.debug("task %s: event not published (%s)", task_id, exc)
 
     async def _release(self, task_id: UUID, *, inline: bool) -> None:
         with contextlib.suppress(Exception):  # Redis down: the slot expires on its own
             await self.runtime.admission.release("sync" if inline else "async", str(task_id))
 
     async def _report_progress(
-        self, task_id: UUID, progress: Progress, job: Job | None, stop: asyncio.Event, work_done: asyncio.Event
+        self, task_id: UUID, running: Running, job: Job | None, stop: asyncio.Event, work_done: asyncio.Event
     ) -> None:
-        """Copy progress to the row while the work runs, and keep the job's heartbeat fresh until
-        the row is closed (a final write that waits for the database must not look like a dead
-        worker to the sweep).
+        """Copy progress to the row (and the task's events, with the segments decoded since)
+        while the work runs, and keep the job's heartbeat fresh until the row is closed (a final
+        write that waits for the database must not look like a dead worker to the sweep).
 
         It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
         Redis write can leave that connection unusable for the writes that follow.
@@ -324,11 +381,14 @@ class TranscriptionService:
                 await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
             if stop.is_set():
                 return
-            version, stage, fraction = progress.snapshot()
+            version, stage, fraction = running.progress.snapshot()
             try:
+                while running.segments and not work_done.is_set():
+                    decoded = running.segments.popleft()
+                    await self._publish(task_id, _segment_event(decoded))
                 if version != seen and not work_done.is_set():
                     seen = version
-                    await self.rows.update(task_id, stage=stage, progress=round(fraction, 4))
+                    await self._record(task_id, stage=stage, progress=round(fraction, 4))
                 if job is not None and time.monotonic() - last_touch >= touch_every:
                     last_touch = time.monotonic()
                     await job.update(progress=fraction)
@@ -340,10 +400,12 @@ class TranscriptionService:
             task_id, TaskStatus.FAILED, error_code=INTERRUPTED,
             error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
         )  # fmt: skip
-        await self.rows.update(
-            task_id, status=outcome.status.value, error_code=outcome.error_code, error_message=outcome.error_message,
-            finished_at=datetime.now(UTC),
-        )  # fmt: skip
+        values: dict[str, Any] = {
+            "status": outcome.status.value, "error_code": outcome.error_code, "error_message": outcome.error_message,
+            "finished_at": datetime.now(UTC),
+        }  # fmt: skip
+        await self.rows.update(task_id, **values)
+        await self._publish(task_id, _final_event(values))
         await self._release(task_id, inline=False)
         return outcome
 
@@ -385,7 +447,52 @@ class TranscriptionService:
         await self.rows.delete(task_id)
         self.runtime.media.delete(task.media_path)
         await self._release(task_id, inline=task.task_type in INLINE_TYPES)
+        await self._publish(task_id, TaskEvent(type="deleted"), keep_s=DELETED_EVENTS_KEPT_S)
         return task
+
+    # -- kept media ---------------------------------------------------------------------------
+    async def expire_media(self) -> int:
+        """Delete the media of tasks that ended more than MEDIA_RETENTION_H hours ago."""
+        cutoff = datetime.now(UTC) - timedelta(hours=self.settings.media_retention_h)
+        expired = await self.rows.with_media_before(cutoff)
+        for task_id, path in expired:
+            await self.rows.update(task_id, media_path=None)
+            self.runtime.media.delete(path)
+        if expired:
+            logger.info("deleted the media of %d task(s) past MEDIA_RETENTION_H", len(expired))
+        return len(expired)
+
+    # -- a finished transcript's speakers -------------------------------------------------------
+    async def rename_speaker(self, task_id: UUID, name: str, new: str) -> tuple[Task, UUID | None] | None:
+        """Call a speaker of a completed task `new`: in its result and, when the voice is in the
+        speaker library (identified or stored by this task), in the library, so later recordings
+        of the voice get the name. Returns the task and the library entry renamed (None: none)."""
+        task = await self.rows.get(task_id)
+        if task is None:
+            return None
+        if task.status != TaskStatus.COMPLETED.value:
+            raise ApiError(409, f"task {task_id} is {task.status}; only a completed task's speakers can be renamed",
+                           "TASK_NOT_COMPLETED", "identifier")  # fmt: skip
+        result: Transcript | Diarized = (
+            msgspec.convert(task.result, Diarized)
+            if task.task_type == TaskType.DIARIZATION.value
+            else msgspec.convert(task.result, Transcript)
+        )
+        speakers = sorted({s.speaker for s in result.segments if s.speaker})
+        if name not in speakers:
+            raise ApiError(404, f"task {task_id} has no speaker {name!r}; its speakers: {', '.join(speakers) or 'none'}",
+                           "SPEAKER_NOT_FOUND", "speaker")  # fmt: skip
+        if new != name and new in speakers:
+            raise ApiError(409, f"another speaker of this transcript is already called {new!r}; "
+                           "two voices would share one name", "SPEAKER_NAME_TAKEN", "name")  # fmt: skip
+        linked = linked_speaker(result, name)
+        if linked is not None and await self.runtime.speakers.update(linked, {"label": new}) is None:
+            linked = None  # deleted from the library since
+        rename(result, name, new)
+        await self.rows.update(task_id, result=msgspec.to_builtins(result))
+        renamed = await self.rows.get(task_id)
+        assert renamed is not None
+        return renamed, linked
 
     # -- after a restart --------------------------------------------------------------------
     async def reconcile(self, *, at_start: bool = True) -> dict[str, int]:
@@ -417,7 +524,7 @@ class TranscriptionService:
             if job is not None:
                 await forget_job(queue, job)
             if attempts < self.settings.job_max_attempts:
-                await self.rows.update(task_id, status=TaskStatus.QUEUED.value, stage="requeued")
+                await self._record(task_id, status=TaskStatus.QUEUED.value, stage="requeued")
                 await enqueue(queue, task_id, self.settings)
                 counts["requeued"] += 1
             else:

@@ -1,21 +1,44 @@
-"""/task: list and read tasks, render transcripts, delete a task (through the service)."""
+"""/task: list and read tasks, render transcripts, follow a task's events, play its media,
+rename its speakers, delete it (changes go through the transcription service)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Response, delete, get
+from litestar import Controller, Response, delete, get, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
+from litestar.response import ServerSentEvent, Stream
 
 from whisperx_api.db.models import MAX_OFFSET, Task
 from whisperx_api.errors import ApiError, parse_uuid
+from whisperx_api.media.playback import playback
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.pipeline.results import Transcript
+from whisperx_api.runtime import Runtime
+from whisperx_api.tasks.event_stream import EVENTS_DESCRIPTION, event_stream, resume_point
 from whisperx_api.tasks.reads import TaskReader
-from whisperx_api.tasks.schemas import StatusFilter, TaskDeleted, TaskList, to_detail, to_summary
+from whisperx_api.tasks.schemas import (
+    SpeakerRename,
+    SpeakerRenamed,
+    StatusFilter,
+    TaskDeleted,
+    TaskList,
+    to_detail,
+    to_summary,
+)
 from whisperx_api.transcription.service import TranscriptionService
+
+PLAYBACK_RESPONSES = {
+    200: ResponseSpec(
+        bytes, description="The whole file, as its type (audio/mpeg, video/mp4...)", media_type="audio/*"
+    ),
+    206: ResponseSpec(bytes, description="The part asked for (Content-Range)", media_type="audio/*"),
+    **error_responses(404, 416),
+}
 
 
 async def load_task(tasks: TaskReader, identifier: str) -> Task:
@@ -72,6 +95,75 @@ class TaskController(Controller):
             )
         transcript = msgspec.convert(task.result, Transcript)
         return Response(RENDERERS[format](transcript.segments), media_type=f"{CONTENT_TYPES[format]}; charset=utf-8")
+
+    @get(
+        "/{identifier:str}/events",
+        summary="Follow a task: its stage, progress, decoded segments and final state, as server-sent events",
+        description=EVENTS_DESCRIPTION,
+        responses=error_responses(400, 404),
+        media_type="text/event-stream",
+    )
+    async def task_events(
+        self,
+        tasks: TaskReader,
+        runtime: Runtime,
+        identifier: str,
+        last_event_id: Annotated[
+            str | None,
+            Parameter(header="Last-Event-ID", description="resume after this event (browsers send it on reconnect)"),
+        ] = None,
+    ) -> ServerSentEvent:
+        task_id = parse_uuid(identifier, "task", "TASK_NOT_FOUND", "identifier")
+        after = await resume_point(runtime.events, task_id, last_event_id)
+        task = await load_task(tasks, identifier)
+        return ServerSentEvent(event_stream(tasks, runtime.events, task, after, resumed=last_event_id is not None))
+
+    @get(
+        "/{identifier:str}/audio",
+        summary="The task's media, for playback (HTTP range requests)",
+        description="Kept MEDIA_RETENTION_H hours (default 24) after the task completes; a failed task's media "
+        "is not kept. `Range: bytes=start-end` gets 206 with that part.",
+        responses=PLAYBACK_RESPONSES,
+    )
+    async def task_audio(
+        self,
+        tasks: TaskReader,
+        identifier: str,
+        range_header: Annotated[str | None, Parameter(header="Range", description="bytes=start-end")] = None,
+    ) -> Stream:
+        task = await load_task(tasks, identifier)
+        path = Path(task.media_path) if task.media_path else None
+        if path is None or not path.is_file():
+            raise ApiError(
+                404, f"task {task.id} has no media to play: it is deleted when a task fails and "
+                "MEDIA_RETENTION_H hours after it completes", "MEDIA_NOT_KEPT", "identifier",
+            )  # fmt: skip
+        return playback(path, range_header, task.file_name)
+
+    @put(
+        "/{identifier:str}/speakers/{speaker:str}",
+        summary="Rename a speaker of a completed task (and its voice in the speaker library)",
+        description="The transcript (and its renderings) use the new name. When the voice is in the speaker "
+        "library (identified, or stored by this task with auto_store_speakers), that library entry is renamed "
+        "too, so later recordings of the voice are named with it.",
+        responses=error_responses(404, 409, 422),
+    )
+    async def rename_speaker(
+        self, transcription: TranscriptionService, identifier: str, speaker: str, data: SpeakerRename
+    ) -> SpeakerRenamed:
+        task_id = parse_uuid(identifier, "task", "TASK_NOT_FOUND", "identifier")
+        label = data.speaker_label.strip()
+        if not label:
+            raise ApiError(422, "speaker_label must not be blank", "VALIDATION_ERROR", "speaker_label")
+        renamed = await transcription.rename_speaker(task_id, speaker, label)
+        if renamed is None:
+            raise ApiError(404, f"task {task_id} not found", "TASK_NOT_FOUND", "identifier")
+        task, linked = renamed
+        segments = task.result.get("segments", []) if isinstance(task.result, dict) else []
+        speakers = sorted({s["speaker"] for s in segments if s.get("speaker")})
+        return SpeakerRenamed(
+            identifier=task_id, speaker=speaker, speaker_label=label, speaker_uuid=linked, speakers=speakers
+        )
 
     @delete(
         ["/{identifier:str}/delete", "/{identifier:str}"],

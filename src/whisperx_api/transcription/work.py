@@ -69,12 +69,16 @@ def _wanting_vectors(work: Work) -> PipelineOptions:
 
 async def full_process(work: Work) -> Result:
     options = _wanting_vectors(work)
-    result = await work.engine.run(_media(work), options, work.progress, align=True, diarize=options.diarization)
+    result = await work.engine.run(
+        _media(work), options, work.progress, align=True, diarize=options.diarization, on_segment=work.on_segment
+    )
     return await _named(work, result, work.params.speakers)
 
 
 async def transcription(work: Work) -> Result:
-    return await work.engine.run(_media(work), _options(work), work.progress, align=False, diarize=False)
+    return await work.engine.run(
+        _media(work), _options(work), work.progress, align=False, diarize=False, on_segment=work.on_segment
+    )
 
 
 async def alignment(work: Work) -> Result:
@@ -124,8 +128,17 @@ async def enrolment(work: Work) -> Result:
     sample = str(work.voice_samples.adopt(path, speaker_id)) if work.voice_samples is not None else None
     try:
         (speaker,) = await work.library.add(
-            [NewSpeaker(asked.speaker_label, vector, found.encoder_model, asked.description, asked.task_uuid,
-                        speaker_id, sample)]
+            [
+                NewSpeaker(
+                    asked.speaker_label,
+                    vector,
+                    found.encoder_model,
+                    asked.description,
+                    asked.task_uuid,
+                    speaker_id,
+                    sample,
+                )
+            ]
         )
     except BaseException:
         if work.voice_samples is not None:

@@ -1,0 +1,242 @@
+"""A task's events (server-sent events, followed on a real server process), its media for
+playback (range requests, retention) and renaming its speakers, with the real worker, Redis and
+SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tests.audio import speak
+from tests.speech_corpus import Recording, espeak_dialogue
+from tests.support import clear_queue, free_port, make_settings, settings_env, start_server, submit, wait_for_status
+from whisperx_api.app import create_app
+from whisperx_api.settings import Settings
+
+Event = tuple[str | None, str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server: the test client of the app in-process buffers whole responses, streams included."""
+    root = tmp_path_factory.mktemp("events-server")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}")
+    port = free_port()
+    process = start_server(settings_env(settings), root / "server.log", port, timeout=180, worker_ready=True)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+        clear_queue(settings.queue_name)
+
+
+@pytest.fixture
+async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def svc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[AsyncTestClient, Settings]]:
+    root = tmp_path_factory.mktemp("events")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", media_retention_h=1.0)
+    async with AsyncTestClient(app=create_app(settings), timeout=120) as client:
+        yield client, settings
+    clear_queue(settings.queue_name)
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    return espeak_dialogue("us-male", "female-3", tmp_path_factory.mktemp("dialogue"))
+
+
+async def read_events(
+    client: httpx.AsyncClient, identifier: str, last_event_id: str | None = None,
+    on_event: Callable[[Event], Any] | None = None, timeout: float = 180,
+) -> list[Event]:  # fmt: skip
+    """(id, event name, data) of the stream until it ends; `on_event` sees each as it comes."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    events: list[Event] = []
+
+    async def read() -> None:
+        async with client.stream("GET", f"/task/{identifier}/events", headers=headers) as response:
+            assert response.status_code == 200, await response.aread()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            block: dict[str, str] = {}
+            async for line in response.aiter_lines():
+                if line:
+                    field, _, value = line.partition(": ")
+                    block[field] = block.get(field, "") + value
+                    continue
+                if "data" in block:
+                    event = (block.get("id"), block["event"], json.loads(block["data"]))
+                    events.append(event)
+                    if on_event is not None:
+                        outcome = on_event(event)
+                        if asyncio.iscoroutine(outcome):
+                            await outcome
+                block = {}
+
+    await asyncio.wait_for(read(), timeout)
+    return events
+
+
+async def test_events_follow_a_task_to_its_end_and_resume_after_an_id(
+    http: httpx.AsyncClient, dialogue: Recording
+) -> None:
+    client = http
+    identifier = await submit(client, dialogue.path, "/speech-to-text")
+    events = await read_events(client, identifier)
+    names = [name for _, name, _ in events]
+    assert names[0] in ("state", "done") and names[-1] == "done" and names.count("done") == 1, names
+    assert events[-1][2]["status"] == "completed", events[-1]
+    if names[0] == "state":  # the worker had not finished it before the stream opened
+        stages = [data["stage"] for _, name, data in events if name == "state" and data.get("stage")]
+        # sampled each second: which stages show depends on the machine's speed
+        assert stages and set(stages) <= {"starting", "decoding", "vad", "transcribing", "aligning", "diarizing"}
+        progress = [data["progress"] for _, name, data in events if name == "state" and "progress" in data]
+        assert progress == sorted(progress), "progress never goes back"
+        decoded = [data["segment"]["text"] for _, name, data in events if name == "segment"]
+        assert decoded and "budget" in " ".join(decoded).lower(), decoded
+        ids = [event_id for event_id, _, _ in events if event_id]
+        assert len(ids) == len(set(ids)), "each event once"
+        # a client that reconnects after the third event gets the rest, from Redis
+        resumed = await read_events(client, identifier, last_event_id=events[2][0])
+        assert resumed[-1][1] == "done" and resumed[-1][2]["status"] == "completed"
+    # the result is where the done event says
+    task = (await client.get(f"/task/{identifier}")).json()
+    assert task["status"] == "completed" and len(task["result"]["speakers"]) == 2
+
+
+async def test_events_of_a_task_that_ended_or_is_deleted(http: httpx.AsyncClient, tmp_path: Path) -> None:
+    clip = speak("Short and done.", tmp_path / "short.wav")
+    identifier = await submit(http, clip, "/service/transcribe")
+    await wait_for_status(http, identifier, {"completed"}, timeout=120)
+    events = await read_events(http, identifier)
+    assert [name for _, name, _ in events] == ["done"] and events[0][2]["status"] == "completed"
+    # a task deleted while followed (queued behind a longer one: one job at a time) is the
+    # stream's last event
+    long_clip = speak("This recording is a little longer than the others. " * 5, tmp_path / "long.wav")
+    busy = await submit(http, long_clip, "/speech-to-text")
+    waiting = await submit(http, clip, "/service/transcribe")
+
+    async def delete_when_followed(event: Event) -> None:
+        if event[1] == "state":
+            assert (await http.delete(f"/task/{waiting}")).status_code == 200
+
+    followed = await read_events(http, waiting, on_event=delete_when_followed)
+    assert [name for _, name, _ in followed] == ["state", "deleted"], followed
+    assert (await http.get(f"/task/{waiting}/events")).json()["error"]["code"] == "TASK_NOT_FOUND"
+    assert (await wait_for_status(http, busy, {"completed", "failed"}, timeout=180))["status"] == "completed"
+
+
+async def test_events_refuse_a_bad_resume_point_and_unknown_tasks(http: httpx.AsyncClient) -> None:
+    client = http
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert (await client.get(f"/task/{unknown}/events")).status_code == 404
+    response = await client.get(f"/task/{unknown}/events", headers={"Last-Event-ID": "x'; DROP"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_EVENT_ID"
+    assert (await client.get("/task/not-a-uuid/events")).status_code == 404
+
+
+async def test_audio_is_served_with_ranges_while_kept(svc: tuple[AsyncTestClient, Settings], tmp_path: Path) -> None:
+    client, _ = svc
+    clip = speak("Play me back from anywhere.", tmp_path / "play.wav")
+    original = clip.read_bytes()
+    size = len(original)
+    identifier = await submit(client, clip, "/service/transcribe")
+    await wait_for_status(client, identifier, {"completed"}, timeout=120)
+    whole = await client.get(f"/task/{identifier}/audio")
+    assert whole.status_code == 200 and whole.content == original
+    assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"].startswith("audio/wav")
+    cases = [("bytes=0-99", 0, 99), ("bytes=100-", 100, size - 1), ("bytes=-500", size - 500, size - 1),
+             (f"bytes=10-{size * 2}", 10, size - 1)]  # fmt: skip
+    for header, start, end in cases:
+        part = await client.get(f"/task/{identifier}/audio", headers={"Range": header})
+        assert part.status_code == 206, header
+        assert part.headers["content-range"] == f"bytes {start}-{end}/{size}", header
+        assert part.content == original[start : end + 1], header
+    for header in (f"bytes={size}-", "bytes=50-10", "bytes=-0"):
+        refused = await client.get(f"/task/{identifier}/audio", headers={"Range": header})
+        assert refused.status_code == 416 and refused.headers["content-range"] == f"bytes */{size}", header
+        assert refused.json()["error"]["code"] == "RANGE_NOT_SATISFIABLE"
+    # several ranges, or another unit: the whole file (allowed by RFC 9110)
+    for header in ("bytes=0-1,5-9", "items=0-1"):
+        assert (await client.get(f"/task/{identifier}/audio", headers={"Range": header})).status_code == 200
+    # deleted with its task
+    assert (await client.delete(f"/task/{identifier}")).status_code == 200
+    assert (await client.get(f"/task/{identifier}/audio")).status_code == 404
+
+
+async def test_media_is_kept_for_the_retention_then_deleted(
+    svc: tuple[AsyncTestClient, Settings], tmp_path: Path
+) -> None:
+    client, settings = svc
+    service = client.app.state.transcription
+    clip = speak("Keep me for a while.", tmp_path / "keep.wav")
+    kept = await submit(client, clip, "/service/transcribe")
+    await wait_for_status(client, kept, {"completed"}, timeout=120)
+    assert (await client.get(f"/task/{kept}/audio")).status_code == 200
+    await service.expire_media()  # within MEDIA_RETENTION_H: kept
+    assert (await client.get(f"/task/{kept}/audio")).status_code == 200
+    settings.media_retention_h = 0.0  # the retention has passed
+    try:
+        assert await service.expire_media() >= 1
+    finally:
+        settings.media_retention_h = 1.0
+    gone = await client.get(f"/task/{kept}/audio")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "MEDIA_NOT_KEPT"
+    assert (await client.get(f"/task/{kept}")).json()["status"] == "completed"  # the transcript stays
+    # a failed task's media is not kept (large-v3 is a valid name, but not on this machine)
+    failed = await submit(client, clip, "/service/transcribe", model="large-v3")
+    assert (await wait_for_status(client, failed, {"completed", "failed"}, timeout=120))["status"] == "failed"
+    assert (await client.get(f"/task/{failed}/audio")).json()["error"]["code"] == "MEDIA_NOT_KEPT"
+    assert not any(p.name.startswith((kept, failed)) for p in settings.media_dir.glob("*"))
+
+
+async def test_renaming_a_speaker_renames_the_transcript_and_the_library_voice(
+    svc: tuple[AsyncTestClient, Settings], dialogue: Recording
+) -> None:
+    client, _ = svc
+    identifier = await submit(
+        client, dialogue.path, "/speech-to-text", identify_speakers=True, auto_store_speakers=True
+    )
+    task = await wait_for_status(client, identifier, {"completed", "failed"}, timeout=240)
+    assert task["status"] == "completed", task
+    speakers = task["result"]["speakers"]
+    assert len(speakers) == 2, speakers
+    first, second = speakers
+    stored = task["result"]["speaker_identification"][first]["stored_speaker_uuid"]
+
+    renamed = await client.put(f"/task/{identifier}/speakers/{first}", json={"speaker_label": " Alice "})
+    assert renamed.status_code == 200, renamed.text
+    body = renamed.json()
+    assert (body["speaker"], body["speaker_label"], body["speaker_uuid"]) == (first, "Alice", stored)
+    assert sorted(body["speakers"]) == sorted(["Alice", second])
+    assert (await client.get(f"/speakers/{stored}")).json()["speaker_label"] == "Alice"
+    after = (await client.get(f"/task/{identifier}")).json()["result"]
+    assert {s["speaker"] for s in after["segments"]} == {"Alice", second}
+    assert all(s["speaker_raw"] == first for s in after["segments"] if s["speaker"] == "Alice")
+    assert all(w.get("speaker") != first for s in after["segments"] for w in s["words"])
+    assert "[Alice]" in (await client.get(f"/task/{identifier}", params={"format": "srt"})).text
+
+    def error(response: Any) -> tuple[int, str]:
+        return response.status_code, response.json()["error"]["code"]
+
+    assert error(await client.put(f"/task/{identifier}/speakers/Nobody", json={"speaker_label": "X"})) == (
+        404, "SPEAKER_NOT_FOUND")  # fmt: skip
+    assert error(await client.put(f"/task/{identifier}/speakers/Alice", json={"speaker_label": second})) == (
+        409, "SPEAKER_NAME_TAKEN")  # fmt: skip
+    assert error(await client.put(f"/task/{identifier}/speakers/Alice", json={"speaker_label": "   "})) == (
+        422, "VALIDATION_ERROR")  # fmt: skip
+    assert error(await client.put(f"/task/{identifier}/speakers/Alice", json={"name": "Bob"}))[0] in (400, 422)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert error(await client.put(f"/task/{unknown}/speakers/Alice", json={"speaker_label": "B"})) == (
+        404, "TASK_NOT_FOUND")  # fmt: skip
