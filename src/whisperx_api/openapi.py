@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import OpenAPIRenderPlugin
-from litestar.openapi.spec import Components, OpenAPIType, Operation, Parameter, Schema, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, Operation, Parameter, Reference, Schema, SecurityScheme
 
 from whisperx_api.errors import ErrorBody
 
@@ -67,6 +67,8 @@ def schema_from_json(json_schema: dict[str, Any]) -> Schema:
     values: dict[str, Any] = {_SCHEMA_KEYS[k]: v for k, v in json_schema.items() if k in _SCHEMA_KEYS}
     if "type" in json_schema:
         values["type"] = OpenAPIType(json_schema["type"])
+    elif "enum" in json_schema and all(isinstance(v, str) for v in json_schema["enum"]):
+        values["type"] = OpenAPIType.STRING  # msgspec leaves a Literal's type implicit
     if "items" in json_schema:
         values["items"] = schema_from_json(json_schema["items"])
     if "anyOf" in json_schema:
@@ -101,19 +103,54 @@ def query_options(options: type[msgspec.Struct], note: str) -> type[Operation]:
     return WithQueryOptions
 
 
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+_BLANK = Schema(type=OpenAPIType.STRING, max_length=0, description="blank: as if absent")
+
+
+def _form_field(schema: Schema | Reference) -> Schema | Reference:
+    """A form field is absent, blank (the same: parameters.py) or has a value, never null: `X | None`
+    is documented as X or blank, with "" as its example. Swagger's "Try it out" fills a field from
+    its example or default, else with a sample value such as "string", and sends it; a blank field
+    it leaves out."""
+    if not isinstance(schema, Schema) or schema.default is not None:
+        return schema
+    plain = schema
+    if schema.one_of:
+        options = [o for o in schema.one_of if not (isinstance(o, Schema) and o.type == OpenAPIType.NULL)]
+        if len(options) == 1 and isinstance(options[0], Schema):
+            plain = replace(options[0])
+            for name in ("maximum", "minimum", "max_length", "min_length", "description"):
+                if getattr(plain, name) is None:
+                    setattr(plain, name, getattr(schema, name))
+    if isinstance(plain.type, Sequence) and OpenAPIType.NULL in plain.type:
+        types = [t for t in plain.type if t != OpenAPIType.NULL]
+        enum = [v for v in plain.enum or [] if v is not None] or None
+        plain = replace(plain, type=types[0] if len(types) == 1 else types, enum=enum)
+    if plain.format is not None:
+        return plain  # a file
+    description, plain.description = plain.description, None
+    blank: Any = [] if plain.type == OpenAPIType.ARRAY else ""  # Swagger parses an array's example as JSON
+    return Schema(any_of=[plain, _BLANK], examples=[blank], description=description)
+
+
 def close_request_bodies(app: Litestar) -> None:
     """Request bodies take no fields beyond their schema's (unknown ones are refused, see
-    parameters.py): say so in the document (additionalProperties: false)."""
+    parameters.py): say so in the document (additionalProperties: false). Form fields are
+    documented without null (_form_field)."""
     document = app.openapi_schema  # built once here; the docs serve this object
     schemas = document.components.schemas if document.components and document.components.schemas else {}
     for path in (document.paths or {}).values():
         for operation in (path.get, path.put, path.post, path.patch, path.delete):
             body = operation.request_body if operation is not None else None
-            for media in (getattr(body, "content", None) or {}).values():
+            for media_type, media in (getattr(body, "content", None) or {}).items():
                 ref = getattr(media.schema, "ref", None)
                 target = schemas.get(ref.rsplit("/", 1)[-1]) if isinstance(ref, str) else media.schema
                 if isinstance(target, Schema) and target.properties:
                     target.additional_properties = False
+                    if media_type in _FORMS:
+                        target.properties = {name: _form_field(s) for name, s in target.properties.items()}
 
 
 def document_errors(app: Litestar, statuses: Iterable[int]) -> None:

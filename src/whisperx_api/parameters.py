@@ -145,7 +145,9 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
         return
     # a copy: Litestar caches parsed url-encoded bodies (lru_cache), so the parsed dict may be
     # shared with every other request that sent the same body
-    parsed = dict(state.form)
+    # and an empty field is an absent one, as the reference (FastAPI) reads forms and as browsers
+    # and Swagger's "Try it out" send fields left blank
+    parsed = {name: value for name, value in state.form.items() if value != ""}
     for name in known.options & set(query):
         values = query.getall(name)
         field_type = known.fields[name]

@@ -60,7 +60,7 @@ def probe_media(path: Path) -> MediaInfo:
     if audio is None:
         raise AudioProcessingError("the file has no audio stream")
     fmt = data.get("format", {})
-    duration = _float(fmt.get("duration")) or _float(audio.get("duration"))
+    duration = _float(fmt.get("duration")) or _float(audio.get("duration")) or _duration_from_packets(path)
     if not duration or duration <= 0:
         raise AudioProcessingError("the audio stream has no duration (empty or corrupt)")
     return MediaInfo(
@@ -71,6 +71,26 @@ def probe_media(path: Path) -> MediaInfo:
         channels=int(audio.get("channels") or 0),
         has_video=any(s.get("codec_type") == "video" and not _is_cover_art(s) for s in streams),
     )
+
+
+def _duration_from_packets(path: Path) -> float | None:
+    """The end of the last audio packet, for containers written as a stream whose header has no
+    duration (a browser's MediaRecorder WebM). Demuxing only, no decoding."""
+    try:
+        proc = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts_time,duration_time",
+             "-of", "csv=p=0", str(path)],
+            capture_output=True, timeout=PROBE_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    ends = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        pts, _, length = line.partition(",")
+        start = _float(pts)
+        if start is not None:
+            ends.append(start + (_float(length.strip(",")) or 0.0))
+    return max(ends) if ends else None
 
 
 def _ffmpeg_reason(stderr: bytes, path: Path) -> str:

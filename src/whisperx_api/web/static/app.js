@@ -8,6 +8,7 @@ const CONFIG = JSON.parse(document.getElementById("config").textContent);
 const TOKEN_KEY = "whisperx-api-token";
 const PAGE_SIZE = 20;
 const FINAL = new Set(["completed", "failed"]);
+const NO_TASKS = "No transcriptions yet.";
 const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------- small helpers
@@ -36,8 +37,9 @@ function clock(seconds) {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+// binary units, as MAX_UPLOAD_SIZE_MB counts them (so a 2 MB limit reads "2.0 MB")
 function megabytes(bytes) {
-  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+  return bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} kB`;
 }
 
 function extension(name) {
@@ -387,6 +389,7 @@ function addTask(task, newest = false) {
     tasks.set(task.identifier, entry);
     const node = renderTask(entry);
     if (newest) $("tasks").prepend(node); else $("tasks").append(node);
+    if ($("tasks-message").textContent === NO_TASKS) say($("tasks-message"), "");
   }
   if (!FINAL.has(entry.data.status) && !entry.follow) watch(entry);
   return entry;
@@ -434,7 +437,7 @@ async function loadTasks(more = false) {
     olderOffset += page.tasks.length;
     for (const task of page.tasks) addTask(task);
     $("more").hidden = olderOffset >= page.total;
-    say($("tasks-message"), page.total ? "" : "No transcriptions yet.");
+    say($("tasks-message"), page.total ? "" : NO_TASKS);
   } catch (error) {
     say($("tasks-message"), explain(error), "error");
   }
