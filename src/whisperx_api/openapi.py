@@ -124,8 +124,8 @@ def _form_field(schema: Schema | Reference) -> Schema | Reference:
             for name in ("maximum", "minimum", "max_length", "min_length", "description"):
                 if getattr(plain, name) is None:
                     setattr(plain, name, getattr(schema, name))
-    if isinstance(plain.type, Sequence) and OpenAPIType.NULL in plain.type:
-        types = [t for t in plain.type if t != OpenAPIType.NULL]
+    if isinstance(plain.type, list) and OpenAPIType.NULL in plain.type:
+        types: list[OpenAPIType] = [t for t in plain.type if t != OpenAPIType.NULL]
         enum = [v for v in plain.enum or [] if v is not None] or None
         plain = replace(plain, type=types[0] if len(types) == 1 else types, enum=enum)
     if plain.format is not None:
