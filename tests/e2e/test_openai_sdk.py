@@ -13,6 +13,7 @@ from openai import OpenAI
 
 from tests.audio import GERMAN, GERMAN_IN_ENGLISH, GERMAN_ONLY, GERMAN_VOICE, duration, speak
 from tests.metrics import normalise_text, wer
+from tests.speech_corpus import Recording, espeak_dialogue
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
 
 pytestmark = pytest.mark.models
@@ -29,6 +30,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "notes": _write(root / "notes.txt", b"not audio"),
         "big": _write(root / "big.wav", b"\0" * (3 * 1024 * 1024)),
     }
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    return espeak_dialogue("us-male", "female-3", tmp_path_factory.mktemp("oa-dialogue"))
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -66,6 +72,8 @@ def test_json_and_the_persisted_task(client: OpenAI, clips: dict[str, Path], ser
     transcript = raw.parse()
     assert isinstance(transcript, openai.types.audio.Transcription)
     assert wer(ENGLISH, transcript.text) <= 0.15, transcript.text
+    assert transcript.usage is not None and transcript.usage.type == "duration"
+    assert abs(transcript.usage.seconds - duration(clips["english"])) < 0.1
     task = task_of(service, raw)
     assert task["status"] == "completed" and task["metadata"]["task_type"] == "openai_transcription"
     assert task["metadata"]["task_params"]["response_format"] == "json"
@@ -137,6 +145,47 @@ def test_translation_to_english(client: OpenAI, clips: dict[str, Path], service:
     assert verbose.language == "german" and verbose.segments
 
 
+def test_diarized_json_labels_the_speakers_as_openai_does(client: OpenAI, dialogue: Recording, service: str) -> None:
+    raw = client.audio.transcriptions.with_raw_response.create(
+        model="gpt-4o-transcribe-diarize", file=dialogue.path.open("rb"), response_format="diarized_json"
+    )
+    result = raw.parse()
+    assert isinstance(result, openai.types.audio.TranscriptionDiarized)
+    assert [s.speaker for s in result.segments][:1] == ["A"] and {s.speaker for s in result.segments} == {"A", "B"}
+    assert all(s.type == "transcript.text.segment" and s.id for s in result.segments)
+    # each speaker's utterances carry one letter, and the two letters differ
+    letters: dict[str, str] = {}
+    for segment in result.segments:
+        middle = (segment.start + segment.end) / 2
+        spoken = next((u for u in dialogue.utterances if u.start <= middle <= u.end), None)
+        if spoken is not None:
+            assert letters.setdefault(spoken.speaker, segment.speaker) == segment.speaker, (spoken, segment)
+    assert len(set(letters.values())) == 2
+    assert wer(dialogue.text, result.text) <= 0.25, result.text
+    assert result.usage is not None and result.usage.type == "duration"
+    assert abs(result.usage.seconds - dialogue.duration) < 0.5
+    # subtitles of the diarize model carry the letters too
+    srt = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize", file=dialogue.path.open("rb"), response_format="srt"
+    )
+    assert "[A] " in srt and "[B] " in srt
+    assert task_of(service, raw)["result"]["diarization"] is not None
+
+
+def test_diarized_json_streams_segments_with_their_speakers(client: OpenAI, dialogue: Recording) -> None:
+    events = list(
+        client.audio.transcriptions.create(
+            model="whisper-1", file=dialogue.path.open("rb"), response_format="diarized_json", stream=True
+        )
+    )
+    segments = [e for e in events if e.type == "transcript.text.segment"]
+    done = events[-1]
+    assert done.type == "transcript.text.done" and {s.speaker for s in segments} == {"A", "B"}
+    assert " ".join(s.text for s in segments) == done.text
+    usage = done.to_dict()["usage"]
+    assert usage["type"] == "duration" and abs(usage["seconds"] - dialogue.duration) < 0.5
+
+
 def test_streaming(client: OpenAI, clips: dict[str, Path]) -> None:
     events = list(client.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"), stream=True))
     deltas = [e for e in events if e.type == "transcript.text.delta"]
@@ -148,7 +197,7 @@ def test_streaming(client: OpenAI, clips: dict[str, Path]) -> None:
 
 def test_models_list_and_retrieve(client: OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
-    assert ids[0] == "whisper-1" and {"tiny.en", "base"} <= set(ids)
+    assert ids[0] == "whisper-1" and {"gpt-4o-transcribe", "gpt-4o-transcribe-diarize", "tiny.en", "base"} <= set(ids)
     assert client.models.retrieve("base").id == "base"
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("gpt-4o")

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
@@ -22,7 +23,7 @@ from litestar.response import Stream
 from whisperx_api.db.models import TaskStatus, TaskType
 from whisperx_api.errors import ApiError
 from whisperx_api.media.intake import upload_fetcher
-from whisperx_api.openai_api.formatting import verbose
+from whisperx_api.openai_api.formatting import diarized, diarized_segments, lettered, usage, verbose
 from whisperx_api.openai_api.schemas import Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import render_srt, render_vtt
@@ -31,13 +32,17 @@ from whisperx_api.pipeline.results import Segment, Transcript
 from whisperx_api.settings import Settings
 from whisperx_api.transcription.options import build_options, check_language, check_model
 from whisperx_api.transcription.params import TaskParams
-from whisperx_api.transcription.schemas import TranscribeOptions
+from whisperx_api.transcription.schemas import FullOptions
 from whisperx_api.transcription.service import CLIENT_ERRORS, Submission, TranscriptionService
 
 logger = logging.getLogger(__name__)
 
 MULTIPART = Body(media_type=RequestEncodingType.MULTI_PART)
 OPENAI_ALIAS = "whisper-1"
+# OpenAI's newer transcription models: served by WHISPER_MODEL too, as whisper-1 is; the diarize
+# one asks for speakers (as response_format=diarized_json does with any model)
+DIARIZE_MODEL = "gpt-4o-transcribe-diarize"
+ALIASES = (OPENAI_ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", DIARIZE_MODEL)
 # fields of OpenAI's transcription request that the official SDK sends when asked to, and this
 # service does not implement (yet): refused with a reason, never ignored
 NOT_YET_SUPPORTED = {
@@ -50,7 +55,7 @@ V1_ERRORS = error_responses(400, 401, 413, 415, 429, 500, 503)
 
 
 def resolve_model(name: str, settings: Settings) -> str:
-    target = settings.whisper_model if name == OPENAI_ALIAS else name
+    target = settings.whisper_model if name in ALIASES else name
     try:
         return check_model(target, settings)
     except ApiError as exc:
@@ -66,20 +71,21 @@ def _as_400(exc: ApiError) -> ApiError:
 
 async def submit(
     service: TranscriptionService, settings: Settings, form: TranscriptionForm | TranslationForm, task: str,
-    language: str | None, align: bool,
+    language: str | None, align: bool, diarize: bool = False,
 ) -> UUID:  # fmt: skip
     """The request as an inline task (processing), its options checked and its upload stored."""
     model = resolve_model(form.model, settings)
     if task == "translate" and model.endswith(".en"):
         raise ApiError(400, f"model {model!r} is English-only and cannot translate", "model_not_multilingual", "model")
-    asked = TranscribeOptions(
+    asked = FullOptions(
         model=model, language=language, task=task,  # type: ignore[arg-type]
         initial_prompt=form.prompt, temperatures=[form.temperature] if form.temperature is not None else None,
+        diarize=diarize,
     )  # fmt: skip
     try:
         options = build_options(asked, settings)
         task_type = TaskType.OPENAI_TRANSLATION if task == "translate" else TaskType.OPENAI_TRANSCRIPTION
-        params = TaskParams(options=options, response_format=form.response_format, align=align)
+        params = TaskParams(options=options, response_format=form.response_format, align=align or diarize)
         return await service.submit(
             Submission(task_type, params, upload_fetcher(service.media, form.file), language=language)
         )
@@ -98,9 +104,13 @@ async def outcome_of(service: TranscriptionService, task_id: UUID) -> Transcript
 
 
 def respond(task_id: UUID, result: Transcript, response_format: str, task: str, words: bool) -> Response[Any]:
+    """The body in the asked format; speakers (when diarized) as OpenAI labels them."""
     headers = {"X-Task-ID": str(task_id)}
+    result = lettered(result)
     if response_format == "json":
-        return Response(TextOnly(text=result.text), headers=headers)
+        return Response(TextOnly(text=result.text, usage=usage(result)), headers=headers)
+    if response_format == "diarized_json":
+        return Response(diarized(result), headers=headers)
     if response_format == "verbose_json":
         return Response(verbose(result, "translate" if task == "translate" else "transcribe", words), headers=headers)
     if response_format == "text":
@@ -114,9 +124,11 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
-async def stream_events(service: TranscriptionService, task_id: UUID) -> AsyncIterator[bytes]:
-    """transcript.text.delta per decoded window, then transcript.text.done (OpenAI's streaming
-    shape). A client that goes away ends the task as CLIENT_DISCONNECTED (run_inline)."""
+async def stream_events(service: TranscriptionService, task_id: UUID, speakers: bool) -> AsyncIterator[bytes]:
+    """transcript.text.delta per decoded window, then (with `speakers`) a transcript.text.segment
+    per segment with its speaker once the speakers are known, then transcript.text.done with the
+    usage (OpenAI's streaming shape). A client that goes away ends the task as
+    CLIENT_DISCONNECTED (run_inline)."""
     loop = asyncio.get_running_loop()
     segments: asyncio.Queue[Segment] = asyncio.Queue()
 
@@ -152,7 +164,11 @@ async def stream_events(service: TranscriptionService, task_id: UUID) -> AsyncIt
             }
         })  # fmt: skip
         return
-    yield _sse({"type": "transcript.text.done", "text": outcome.result.text})
+    result = lettered(outcome.result)
+    if speakers:
+        for segment in diarized_segments(result):
+            yield _sse(msgspec.to_builtins(segment))
+    yield _sse({"type": "transcript.text.done", "text": result.text, "usage": msgspec.to_builtins(usage(result))})
     yield b"data: [DONE]\n\n"
 
 
@@ -182,10 +198,11 @@ class OpenAIController(Controller):
             raise _as_400(exc) from None
         words = "word" in granularities
         align = data.response_format in ("srt", "vtt", "verbose_json") and not data.stream
-        task_id = await submit(transcription, settings, data, "transcribe", language, align)
+        speakers = data.response_format == "diarized_json" or data.model == DIARIZE_MODEL
+        task_id = await submit(transcription, settings, data, "transcribe", language, align, speakers)
         if data.stream:
             return Stream(
-                stream_events(transcription, task_id), media_type="text/event-stream",
+                stream_events(transcription, task_id, speakers), media_type="text/event-stream",
                 headers={"X-Task-ID": str(task_id), "Cache-Control": "no-cache"},
             )  # fmt: skip
         result = await outcome_of(transcription, task_id)
@@ -213,8 +230,9 @@ class OpenAIController(Controller):
 
 
 def servable_models(settings: Settings) -> list[str]:
-    """whisper-1 (the alias of WHISPER_MODEL), every local model, and hub models when reachable."""
-    names = [OPENAI_ALIAS, *local_model_names(settings.resolved_models_dir)]
+    """whisper-1 and OpenAI's newer names (aliases of WHISPER_MODEL), every local model, and hub
+    models when reachable."""
+    names = [*ALIASES, *local_model_names(settings.resolved_models_dir)]
     if not hub_offline_cached():
         names += [n for n in HUB_MODEL_NAMES if n not in names]
     return names

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import zlib
 
+import msgspec
 from whisperx.utils import LANGUAGES
 
-from whisperx_api.openai_api.schemas import Segment, VerboseTranscript, Word
+from whisperx_api.openai_api.schemas import DiarizedSegment, DiarizedTranscript, Segment, Usage, VerboseTranscript, Word
 from whisperx_api.pipeline.results import Transcript
 
 
@@ -15,6 +16,59 @@ def compression_ratio(text: str) -> float:
     CTranslate2, which the web process otherwise never needs)."""
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data))
+
+
+def usage(result: Transcript) -> Usage:
+    return Usage(seconds=round(result.duration or 0.0, 3))
+
+
+def _letter(index: int) -> str:
+    """A, B, ... Z, AA, AB, ...: OpenAI's speaker labels."""
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label
+
+
+def lettered(result: Transcript) -> Transcript:
+    """The diarizer's speakers (SPEAKER_00, ...) as OpenAI labels them: A, B, ... in order of
+    first appearance, in segments and words alike."""
+    letters: dict[str, str] = {}
+
+    def letter(speaker: str | None) -> str | None:
+        if speaker is None:
+            return None
+        return letters.setdefault(speaker, _letter(len(letters)))
+
+    segments = [
+        msgspec.structs.replace(
+            s, speaker=letter(s.speaker), words=[msgspec.structs.replace(w, speaker=letter(w.speaker)) for w in s.words]
+        )
+        for s in result.segments
+    ]
+    return msgspec.structs.replace(result, segments=segments, speakers=[letters[k] for k in letters] or None)
+
+
+def diarized_segments(result: Transcript) -> list[DiarizedSegment]:
+    """`result` lettered; a segment that no speaker's turn covers is `unknown`."""
+    return [
+        DiarizedSegment(
+            id=f"seg_{index}",
+            start=s.start or 0.0,
+            end=s.end if s.end is not None else s.start or 0.0,
+            text=s.text.strip(),
+            speaker=s.speaker or "unknown",
+        )
+        for index, s in enumerate(s for s in result.segments if s.text.strip())
+    ]
+
+
+def diarized(result: Transcript) -> DiarizedTranscript:
+    return DiarizedTranscript(
+        duration=result.duration or 0.0, text=result.text, segments=diarized_segments(result), usage=usage(result)
+    )
 
 
 def verbose(result: Transcript, task: str, words: bool) -> VerboseTranscript:
@@ -52,4 +106,5 @@ def verbose(result: Transcript, task: str, words: bool) -> VerboseTranscript:
         text=result.text,
         segments=segments,
         words=word_list,
+        usage=usage(result),
     )

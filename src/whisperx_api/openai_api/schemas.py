@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.datastructures import UploadFile
 
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+# translations keep whisper-1's classic formats; transcriptions add diarized_json
+TranslationFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
 
 
 class TranscriptionForm(msgspec.Struct, kw_only=True):
@@ -27,14 +29,22 @@ class TranslationForm(msgspec.Struct, kw_only=True):
     file: UploadFile
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     prompt: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
-    response_format: ResponseFormat = "json"
+    response_format: TranslationFormat = "json"
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
 
 
-class TextOnly(msgspec.Struct):
-    """response_format=json: the text alone."""
+class Usage(msgspec.Struct, kw_only=True):
+    """What OpenAI bills audio-priced models by: the length of the input audio."""
+
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TextOnly(msgspec.Struct, kw_only=True):
+    """response_format=json: the text (and usage)."""
 
     text: str
+    usage: Usage
 
 
 class Word(msgspec.Struct):
@@ -63,6 +73,26 @@ class VerboseTranscript(msgspec.Struct, omit_defaults=True):
     text: str
     segments: list[Segment]
     words: list[Word] | None = None
+    usage: Usage | None = None
+
+
+class DiarizedSegment(msgspec.Struct, kw_only=True):
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: str
+    start: float
+    end: float
+    text: str
+    speaker: str
+
+
+class DiarizedTranscript(msgspec.Struct, kw_only=True):
+    """response_format=diarized_json: segments with their speakers (A, B, ... as OpenAI labels them)."""
+
+    task: Literal["transcribe"] = "transcribe"
+    duration: float
+    text: str
+    segments: list[DiarizedSegment]
+    usage: Usage
 
 
 class Model(msgspec.Struct):

@@ -105,8 +105,9 @@ async def media_probe(work: Work) -> Result:
 
 
 async def openai(work: Work) -> Result:
+    options = _options(work)
     return await work.engine.run(
-        _media(work), _options(work), work.progress, align=work.params.align, diarize=False,
+        _media(work), options, work.progress, align=work.params.align, diarize=options.diarization,
         on_segment=work.on_segment,
     )  # fmt: skip
 
