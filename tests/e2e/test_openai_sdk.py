@@ -186,6 +186,38 @@ def test_diarized_json_streams_segments_with_their_speakers(client: OpenAI, dial
     assert usage["type"] == "duration" and abs(usage["seconds"] - dialogue.duration) < 0.5
 
 
+def test_chunking_strategy_sets_the_voice_activity_detection(
+    client: OpenAI, clips: dict[str, Path], service: str
+) -> None:
+    auto = client.audio.transcriptions.with_raw_response.create(
+        model="tiny.en", file=clips["english"].open("rb"), chunking_strategy="auto"
+    )
+    assert wer(ENGLISH, auto.parse().text) <= 0.15
+    assert task_of(service, auto)["metadata"]["task_params"]["options"]["vad"]["vad_onset"] == 0.5
+    chosen = client.audio.transcriptions.with_raw_response.create(
+        model="tiny.en", file=clips["english"].open("rb"),
+        chunking_strategy={"type": "server_vad", "threshold": 0.6, "prefix_padding_ms": 200, "silence_duration_ms": 700},
+    )  # fmt: skip
+    assert wer(ENGLISH, chosen.parse().text) <= 0.15
+    vad = task_of(service, chosen)["metadata"]["task_params"]["options"]["vad"]
+    assert (vad["vad_onset"], vad["speech_pad_s"], vad["min_silence_s"]) == (0.6, 0.2, 0.7)
+    assert vad["vad_offset"] < 0.6
+    # curl's way: the object as JSON in the one field
+    as_json = httpx.post(
+        f"{service}/v1/audio/transcriptions", headers=AUTH, timeout=120,
+        files={"file": clips["english"].open("rb")},
+        data={"model": "tiny.en", "chunking_strategy": '{"type": "server_vad", "threshold": 0.4}'},
+    )  # fmt: skip
+    assert as_json.status_code == 200, as_json.text
+    for bad in ({"type": "semantic_vad"}, {"type": "server_vad", "threshold": 1.5}, "fixed"):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.audio.transcriptions.create(
+                model="tiny.en", file=clips["english"].open("rb"),
+                chunking_strategy=bad,  # type: ignore[arg-type]
+            )  # fmt: skip
+        assert caught.value.param == "chunking_strategy", bad
+
+
 def test_streaming(client: OpenAI, clips: dict[str, Path]) -> None:
     events = list(client.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"), stream=True))
     deltas = [e for e in events if e.type == "transcript.text.delta"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from litestar.response import Stream
 from whisperx_api.db.models import TaskStatus, TaskType
 from whisperx_api.errors import ApiError
 from whisperx_api.media.intake import upload_fetcher
+from whisperx_api.openai_api.chunking import chunking_strategy, with_chunking
 from whisperx_api.openai_api.formatting import diarized, diarized_segments, lettered, usage, verbose
 from whisperx_api.openai_api.schemas import Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
 from whisperx_api.openapi import error_responses
@@ -47,7 +49,6 @@ ALIASES = (OPENAI_ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", DIARIZE_
 # service does not implement (yet): refused with a reason, never ignored
 NOT_YET_SUPPORTED = {
     "include[]": "not supported yet (logprobs are not returned)",
-    "chunking_strategy": "not supported yet; the service always splits audio by voice activity",
     "known_speaker_names[]": "not supported yet; enrol voices under /speakers and use /speech-to-text",
     "known_speaker_references[]": "not supported yet; enrol voices under /speakers and use /speech-to-text",
 }
@@ -84,6 +85,9 @@ async def submit(
     )  # fmt: skip
     try:
         options = build_options(asked, settings)
+        if isinstance(form, TranscriptionForm):
+            strategy = chunking_strategy(form.chunking_strategy, form.chunking_parts())
+            options = dataclasses.replace(options, vad=with_chunking(options.vad, strategy))
         task_type = TaskType.OPENAI_TRANSLATION if task == "translate" else TaskType.OPENAI_TRANSCRIPTION
         params = TaskParams(options=options, response_format=form.response_format, align=align or diarize)
         return await service.submit(

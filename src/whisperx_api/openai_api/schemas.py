@@ -23,6 +23,23 @@ class TranscriptionForm(msgspec.Struct, kw_only=True):
         default=None, name="timestamp_granularities[]"
     )
     stream: bool = False
+    # OpenAI's chunking_strategy: "auto", a JSON object, or (as the SDK sends an object) one
+    # bracketed field per key; see chunking.py
+    chunking_strategy: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    chunking_type: str | None = msgspec.field(default=None, name="chunking_strategy[type]")
+    chunking_threshold: str | None = msgspec.field(default=None, name="chunking_strategy[threshold]")
+    chunking_prefix_padding_ms: str | None = msgspec.field(default=None, name="chunking_strategy[prefix_padding_ms]")
+    chunking_silence_duration_ms: str | None = msgspec.field(
+        default=None, name="chunking_strategy[silence_duration_ms]"
+    )
+
+    def chunking_parts(self) -> dict[str, str]:
+        given = {
+            "type": self.chunking_type, "threshold": self.chunking_threshold,
+            "prefix_padding_ms": self.chunking_prefix_padding_ms,
+            "silence_duration_ms": self.chunking_silence_duration_ms,
+        }  # fmt: skip
+        return {name: value for name, value in given.items() if value is not None}
 
 
 class TranslationForm(msgspec.Struct, kw_only=True):

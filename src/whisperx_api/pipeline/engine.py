@@ -126,7 +126,7 @@ class SpeechEngine:
             key = ("vad", "pyannote", device)
             loader = lambda: PyannoteVad(device)  # noqa: E731
         with self._model(key, loader) as model:
-            return model.regions(audio, vad.vad_onset, vad.vad_offset, float(whisper.chunk_size))
+            return model.regions(audio, vad, float(whisper.chunk_size))
 
     def align(
         self, audio: np.ndarray, segments: list[dict[str, Any]], language: str, options: PipelineOptions,

@@ -45,6 +45,11 @@ class VadOptions:
     vad_method: Literal["pyannote", "silero"] = "pyannote"
     vad_onset: float = 0.5
     vad_offset: float = 0.363
+    # silence added before each speech region, and the shortest pause that ends one (None: the
+    # method's own: none for pyannote; 30 ms and 100 ms for Silero). /v1's chunking_strategy
+    # sets them (prefix_padding_ms, silence_duration_ms)
+    speech_pad_s: float | None = None
+    min_silence_s: float | None = None
 
 
 @dataclass(frozen=True)

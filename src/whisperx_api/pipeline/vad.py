@@ -10,6 +10,7 @@ from whisperx.diarize import Segment as SegmentX
 from whisperx.vads.vad import Vad
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
+from whisperx_api.pipeline.options import VadOptions
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,27 @@ class PyannoteVad:
 
         self._pipeline = load_vad_model(torch.device(device))
 
-    def regions(self, audio: np.ndarray, onset: float, offset: float, max_duration: float) -> list[Region]:
+    def regions(self, audio: np.ndarray, vad: VadOptions, max_duration: float) -> list[Region]:
         from whisperx.vads.pyannote import Binarize
 
         scores = self._pipeline({"waveform": torch.from_numpy(audio).unsqueeze(0), "sample_rate": SAMPLE_RATE})
-        timeline = Binarize(max_duration=max_duration, onset=onset, offset=offset)(scores).get_timeline()
-        return [Region(float(s.start), float(s.end)) for s in timeline]
+        binarize = Binarize(max_duration=max_duration, onset=vad.vad_onset, offset=vad.vad_offset)
+        found = [Region(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
+        return shaped(found, vad.speech_pad_s or 0.0, vad.min_silence_s or 0.0, max_duration)
+
+
+def shaped(regions: list[Region], pad: float, min_silence: float, max_duration: float) -> list[Region]:
+    """Regions with `pad` seconds of the audio before each (not reaching into the one before)
+    and pauses shorter than `min_silence` bridged, none longer than `max_duration`: what
+    whisperx's Binarize refuses to do together with its max_duration split."""
+    result: list[Region] = []
+    for region in regions:
+        start = max(0.0, region.start - pad, result[-1].end if result else 0.0)
+        if result and region.start - result[-1].end < min_silence and region.end - result[-1].start <= max_duration:
+            result[-1] = Region(result[-1].start, region.end)
+        else:
+            result.append(Region(start, region.end))
+    return result
 
 
 class SileroVad:
@@ -49,15 +65,19 @@ class SileroVad:
         self._timestamps = get_speech_timestamps
         torch.set_num_threads(threads)  # importing silero_vad sets it to 1
 
-    def regions(self, audio: np.ndarray, onset: float, offset: float, max_duration: float) -> list[Region]:
+    def regions(self, audio: np.ndarray, vad: VadOptions, max_duration: float) -> list[Region]:
+        padding = {} if vad.speech_pad_s is None else {"speech_pad_ms": round(vad.speech_pad_s * 1000)}
+        if vad.min_silence_s is not None:
+            padding["min_silence_duration_ms"] = round(vad.min_silence_s * 1000)
         stamps = self._timestamps(
             torch.from_numpy(audio),
             self._model,
-            threshold=onset,
-            neg_threshold=min(offset, onset - 0.01),
+            threshold=vad.vad_onset,
+            neg_threshold=min(vad.vad_offset, vad.vad_onset - 0.01),
             sampling_rate=SAMPLE_RATE,
             max_speech_duration_s=max_duration,
             return_seconds=False,
+            **padding,
         )
         return [Region(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
 

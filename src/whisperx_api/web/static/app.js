@@ -695,7 +695,8 @@ async function loadModels() {
   if (select.options.length) return;
   let names = [CONFIG.default_model];
   try {
-    const listed = (await getJson("/v1/models")).data.map((model) => model.id);
+    // whisper-1 and gpt-4o-*: OpenAI's names for the default model, not models of their own
+    const listed = (await getJson("/v1/models")).data.map((model) => model.id).filter((name) => !/^(whisper-1|gpt-)/.test(name));
     names = [...new Set([CONFIG.default_model, ...listed])];
   } catch { /* the default model still works */ }
   for (const name of names) select.append(el("option", { value: name, text: name === CONFIG.default_model ? `${name} (default)` : name }));
