@@ -148,6 +148,10 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
     # and an empty field is an absent one, as the reference (FastAPI) reads forms and as browsers
     # and Swagger's "Try it out" send fields left blank
     parsed = {name: value for name, value in state.form.items() if value != ""}
+    # a list field given once arrives as one value
+    for name, value in parsed.items():
+        if not isinstance(value, list) and _is_list(known.fields.get(name)):
+            parsed[name] = [value]
     for name in known.options & set(query):
         values = query.getall(name)
         field_type = known.fields[name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from openai import OpenAI
 
 from tests.audio import GERMAN, GERMAN_IN_ENGLISH, GERMAN_ONLY, GERMAN_VOICE, duration, speak
 from tests.metrics import normalise_text, wer
-from tests.speech_corpus import Recording, espeak_dialogue
+from tests.speech_corpus import VOICES, Recording, espeak_dialogue
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
 
 pytestmark = pytest.mark.models
@@ -216,6 +217,65 @@ def test_chunking_strategy_sets_the_voice_activity_detection(
                 chunking_strategy=bad,  # type: ignore[arg-type]
             )  # fmt: skip
         assert caught.value.param == "chunking_strategy", bad
+
+
+def data_url(path: Path) -> str:
+    return "data:audio/wav;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A few seconds of each dialogue voice saying something else, as data URLs."""
+    root = tmp_path_factory.mktemp("oa-voices")
+    lines = {
+        "us-male": "This is my voice, recorded for the meeting notes.",
+        "female-3": "Here is how I sound when I speak.",
+    }
+    return {voice: data_url(speak(text, root / f"{voice}.wav", VOICES[voice])) for voice, text in lines.items()}
+
+
+def test_known_speakers_name_the_diarized_voices(
+    client: OpenAI, dialogue: Recording, voices: dict[str, str], tmp_path: Path
+) -> None:
+    def diarize(names: list[str], references: list[str], **extra: Any) -> Any:
+        return client.audio.transcriptions.create(
+            model="tiny.en", file=dialogue.path.open("rb"), response_format="diarized_json",
+            known_speaker_names=names, known_speaker_references=references, **extra,
+        )  # fmt: skip
+
+    def speakers_of(result: Any) -> dict[str, str]:
+        """voice -> the label its utterances got (one each)"""
+        labels: dict[str, str] = {}
+        for segment in result.segments:
+            middle = (segment.start + segment.end) / 2
+            spoken = next((u for u in dialogue.utterances if u.start <= middle <= u.end), None)
+            if spoken is not None:
+                assert labels.setdefault(spoken.speaker, segment.speaker) == segment.speaker, (spoken, segment)
+        return labels
+
+    both = diarize(["Grace", "Ada"], [voices["female-3"], voices["us-male"]])
+    assert speakers_of(both) == {"us-male": "Ada", "female-3": "Grace"}
+    # a voice nobody named keeps a letter
+    one = diarize(["Grace"], [voices["female-3"]])
+    assert speakers_of(one) == {"us-male": "A", "female-3": "Grace"}
+    # beyond OpenAI: a reference stored in the speaker library names the voice without one later
+    diarize(["Ada Lovelace"], [voices["us-male"]], extra_body={"store_known_speakers": "true"})
+    from_library = diarize(["Ada Lovelace"], [])
+    assert speakers_of(from_library)["us-male"] == "Ada Lovelace"
+
+    too_short = data_url(speak("Hi.", tmp_path / "hi.wav"))
+    refused = [
+        (["Ada"], ["https://example.com/ada.wav"], "known_speaker_references[]"),
+        (["Ada"], ["data:audio/wav;base64,not*base64"], "known_speaker_references[]"),
+        (["Ada"], [too_short], "known_speaker_references[]"),
+        (["Ada"], [voices["us-male"], voices["female-3"]], "known_speaker_references[]"),
+        (["A", "B", "C", "D", "E"], [], "known_speaker_names[]"),
+        (["Nobody Known"], [], "known_speaker_names[]"),
+    ]
+    for names, references, param in refused:
+        with pytest.raises(openai.BadRequestError) as caught:
+            diarize(names, references)
+        assert caught.value.param == param, (names, caught.value)
 
 
 def test_streaming(client: OpenAI, clips: dict[str, Path]) -> None:

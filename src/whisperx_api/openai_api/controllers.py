@@ -26,6 +26,7 @@ from whisperx_api.errors import ApiError
 from whisperx_api.media.intake import upload_fetcher
 from whisperx_api.openai_api.chunking import chunking_strategy, with_chunking
 from whisperx_api.openai_api.formatting import diarized, diarized_segments, lettered, usage, verbose
+from whisperx_api.openai_api.known_speakers import discard, known_speakers
 from whisperx_api.openai_api.schemas import Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import render_srt, render_vtt
@@ -33,7 +34,7 @@ from whisperx_api.pipeline.models import HUB_MODEL_NAMES, hub_offline_cached, lo
 from whisperx_api.pipeline.results import Segment, Transcript
 from whisperx_api.settings import Settings
 from whisperx_api.transcription.options import build_options, check_language, check_model
-from whisperx_api.transcription.params import TaskParams
+from whisperx_api.transcription.params import KnownSpeaker, TaskParams
 from whisperx_api.transcription.schemas import FullOptions
 from whisperx_api.transcription.service import CLIENT_ERRORS, Submission, TranscriptionService
 
@@ -49,8 +50,6 @@ ALIASES = (OPENAI_ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", DIARIZE_
 # service does not implement (yet): refused with a reason, never ignored
 NOT_YET_SUPPORTED = {
     "include[]": "not supported yet (logprobs are not returned)",
-    "known_speaker_names[]": "not supported yet; enrol voices under /speakers and use /speech-to-text",
-    "known_speaker_references[]": "not supported yet; enrol voices under /speakers and use /speech-to-text",
 }
 V1_ERRORS = error_responses(400, 401, 413, 415, 429, 500, 503)
 
@@ -72,7 +71,7 @@ def _as_400(exc: ApiError) -> ApiError:
 
 async def submit(
     service: TranscriptionService, settings: Settings, form: TranscriptionForm | TranslationForm, task: str,
-    language: str | None, align: bool, diarize: bool = False,
+    language: str | None, align: bool, diarize: bool = False, known: list[KnownSpeaker] | None = None,
 ) -> UUID:  # fmt: skip
     """The request as an inline task (processing), its options checked and its upload stored."""
     model = resolve_model(form.model, settings)
@@ -89,7 +88,9 @@ async def submit(
             strategy = chunking_strategy(form.chunking_strategy, form.chunking_parts())
             options = dataclasses.replace(options, vad=with_chunking(options.vad, strategy))
         task_type = TaskType.OPENAI_TRANSLATION if task == "translate" else TaskType.OPENAI_TRANSCRIPTION
-        params = TaskParams(options=options, response_format=form.response_format, align=align or diarize)
+        params = TaskParams(
+            options=options, response_format=form.response_format, align=align or diarize, known_speakers=known or None
+        )
         return await service.submit(
             Submission(task_type, params, upload_fetcher(service.media, form.file), language=language)
         )
@@ -202,8 +203,15 @@ class OpenAIController(Controller):
             raise _as_400(exc) from None
         words = "word" in granularities
         align = data.response_format in ("srt", "vtt", "verbose_json") and not data.stream
-        speakers = data.response_format == "diarized_json" or data.model == DIARIZE_MODEL
-        task_id = await submit(transcription, settings, data, "transcribe", language, align, speakers)
+        known = await known_speakers(
+            data.known_speaker_names, data.known_speaker_references, data.store_known_speakers, transcription.media
+        )
+        speakers = data.response_format == "diarized_json" or data.model == DIARIZE_MODEL or bool(known)
+        try:
+            task_id = await submit(transcription, settings, data, "transcribe", language, align, speakers, known)
+        except BaseException:
+            await discard(known, transcription.media)
+            raise
         if data.stream:
             return Stream(
                 stream_events(transcription, task_id, speakers), media_type="text/event-stream",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import msgspec
@@ -32,14 +33,18 @@ def _letter(index: int) -> str:
     return label
 
 
+RAW_LABEL = re.compile(r"^SPEAKER_\d+$")
+
+
 def lettered(result: Transcript) -> Transcript:
     """The diarizer's speakers (SPEAKER_00, ...) as OpenAI labels them: A, B, ... in order of
-    first appearance, in segments and words alike."""
+    first appearance, in segments and words alike; speakers named after known voices keep
+    their names."""
     letters: dict[str, str] = {}
 
     def letter(speaker: str | None) -> str | None:
-        if speaker is None:
-            return None
+        if speaker is None or not RAW_LABEL.match(speaker):
+            return speaker
         return letters.setdefault(speaker, _letter(len(letters)))
 
     segments = [
@@ -48,7 +53,8 @@ def lettered(result: Transcript) -> Transcript:
         )
         for s in result.segments
     ]
-    return msgspec.structs.replace(result, segments=segments, speakers=[letters[k] for k in letters] or None)
+    speakers = [letter(s) or s for s in result.speakers] if result.speakers else None
+    return msgspec.structs.replace(result, segments=segments, speakers=speakers)
 
 
 def diarized_segments(result: Transcript) -> list[DiarizedSegment]:

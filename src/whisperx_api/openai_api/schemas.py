@@ -33,6 +33,13 @@ class TranscriptionForm(msgspec.Struct, kw_only=True):
         default=None, name="chunking_strategy[silence_duration_ms]"
     )
 
+    # who the diarized speakers may be (known_speakers.py)
+    known_speaker_names: list[Annotated[str, msgspec.Meta(max_length=100)]] | None = msgspec.field(
+        default=None, name="known_speaker_names[]"
+    )
+    known_speaker_references: list[str] | None = msgspec.field(default=None, name="known_speaker_references[]")
+    store_known_speakers: bool = False  # beyond OpenAI: also add the references to the speaker library
+
     def chunking_parts(self) -> dict[str, str]:
         given = {
             "type": self.chunking_type, "threshold": self.chunking_threshold,

@@ -7,11 +7,13 @@ the library).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
+
+import numpy as np
 
 from whisperx_api.pipeline.results import Diarized, Identification, Segment, Transcript, with_words
 from whisperx_api.speaker_library.library import NewSpeaker, SpeakerLibrary
-from whisperx_api.speaker_library.vectors import Hit, VectorError, default_threshold, prepare
+from whisperx_api.speaker_library.vectors import Entry, Hit, VectorError, default_threshold, prepare
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,39 @@ async def name_speakers(
         relabel(result, {raw: hit.entry.label for raw, hit in identified.items()})
     if not keep_embeddings:
         result.speaker_embeddings = None
+    return result
+
+
+def name_known_speakers(result: Transcript, voices: dict[str, list[np.ndarray]], threshold: float) -> Transcript:
+    """Name a diarized result's speakers after the voices a request brought (name -> unit
+    vectors): one name per speaker, best similarity first, at least `threshold`; the others keep
+    their raw labels. Adds `speaker_identification` and drops the embeddings, in place."""
+    candidates: dict[str, list[Hit]] = {}
+    for raw, values in (result.speaker_embeddings or {}).items():
+        try:
+            vector = prepare(values)
+        except VectorError:  # a speaker too short to embed
+            continue
+        # the id is only the matcher's handle: these voices are not stored
+        hits = [
+            Hit(Entry(uuid4(), name, None), max(float(v @ vector) for v in known)) for name, known in voices.items()
+        ]
+        candidates[raw] = sorted(hits, key=lambda hit: -hit.similarity)
+    named = assign(candidates, threshold)
+    report: dict[str, Identification] = {}
+    for raw, hits in sorted(candidates.items()):
+        hit = named.get(raw)
+        if hit is not None:
+            report[raw] = Identification(status="identified", label=hit.entry.label, similarity=hit.similarity)
+        else:
+            closest = hits[0] if hits else None
+            report[raw] = Identification(
+                status="unknown", similarity=closest.similarity if closest else None,
+                closest_label=closest.entry.label if closest else None,
+            )  # fmt: skip
+    result.speaker_identification = report
+    relabel(result, {raw: hit.entry.label for raw, hit in named.items()})
+    result.speaker_embeddings = None
     return result
 
 

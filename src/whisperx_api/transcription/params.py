@@ -20,6 +20,15 @@ class EnrolmentIn(msgspec.Struct, omit_defaults=True):
     task_uuid: UUID | None = None
 
 
+class KnownSpeaker(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A voice a /v1 request names (known_speaker_names[]): its reference recording, stored
+    until the task ends, or None for the speaker library's voices of that label."""
+
+    name: str
+    reference: str | None = None
+    store: bool = False  # also add the reference to the speaker library
+
+
 class TaskParams(msgspec.Struct, omit_defaults=True, kw_only=True):
     options: PipelineOptions | None = None
     speakers: SpeakerNaming | None = None  # what the speaker library is asked to do
@@ -28,6 +37,7 @@ class TaskParams(msgspec.Struct, omit_defaults=True, kw_only=True):
     enrolment: EnrolmentIn | None = None  # /speakers/enroll
     response_format: str | None = None  # /v1: what the client asked for
     align: bool = False  # /v1: word timings wanted
+    known_speakers: list[KnownSpeaker] | None = None  # /v1: who the diarized speakers may be
 
 
 def encode_params(params: TaskParams) -> dict[str, Any]:

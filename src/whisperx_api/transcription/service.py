@@ -63,8 +63,13 @@ CLIENT_ERRORS = frozenset(
     {
         "AUDIO_PROCESSING_ERROR", "INVALID_LANGUAGE_CODE", "TRANSLATION_UNSUPPORTED", "MODEL_NOT_FOUND",
         "NO_SPEECH", "ALIGN_MODEL_UNAVAILABLE", "EMBEDDING_DIMENSION_MISMATCH", "INVALID_EMBEDDING",
+        "KNOWN_SPEAKER_NOT_FOUND", "KNOWN_SPEAKER_REFERENCE_UNUSABLE",
     }
 )  # fmt: skip
+# the request field a client error is about (else the media file)
+ERROR_PARAMS = {
+    "KNOWN_SPEAKER_NOT_FOUND": "known_speaker_names[]", "KNOWN_SPEAKER_REFERENCE_UNUSABLE": "known_speaker_references[]",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,8 @@ class Outcome:
         if code == "SERVICE_SHUTTING_DOWN":
             raise ApiError(503, message, code, headers={"Retry-After": str(RETRY_AFTER_S)})
         status = client_error_status if code in CLIENT_ERRORS else 500
-        raise ApiError(status, message if status != 500 else f"transcription failed: {message}", code, "file")
+        param = ERROR_PARAMS.get(code, "file")
+        raise ApiError(status, message if status != 500 else f"transcription failed: {message}", code, param)
 
 
 @dataclass

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import numpy as np
+
 from whisperx_api.db.models import TaskType
 from whisperx_api.media.storage import MediaStore
 from whisperx_api.pipeline.audio import MediaInfo, probe_media
@@ -19,9 +21,9 @@ from whisperx_api.pipeline.progress import Progress
 from whisperx_api.pipeline.remote import RemoteEngine
 from whisperx_api.pipeline.results import Diarized, Enrolled, Segment, Transcript
 from whisperx_api.speaker_library.library import NewSpeaker, SpeakerLibrary
-from whisperx_api.speaker_library.naming import SpeakerNaming, name_speakers
-from whisperx_api.speaker_library.vectors import VectorError, prepare
-from whisperx_api.transcription.params import TaskParams
+from whisperx_api.speaker_library.naming import SpeakerNaming, name_known_speakers, name_speakers
+from whisperx_api.speaker_library.vectors import VectorError, default_threshold, from_bytes, prepare
+from whisperx_api.transcription.params import KnownSpeaker, TaskParams
 
 Result = Transcript | Diarized | Enrolled | MediaInfo
 
@@ -106,10 +108,57 @@ async def media_probe(work: Work) -> Result:
 
 async def openai(work: Work) -> Result:
     options = _options(work)
-    return await work.engine.run(
-        _media(work), options, work.progress, align=work.params.align, diarize=options.diarization,
-        on_segment=work.on_segment,
-    )  # fmt: skip
+    known = work.params.known_speakers or []
+    if known:
+        options = replace(options, diarize=replace(options.diarize, return_embeddings=True))
+    try:
+        result = await work.engine.run(
+            _media(work), options, work.progress, align=work.params.align, diarize=options.diarization,
+            on_segment=work.on_segment,
+        )  # fmt: skip
+        if known and isinstance(result, Transcript) and result.speaker_embeddings:
+            work.progress("identifying speakers", 0.97)
+            encoder_model = result.diarization.encoder_model if result.diarization is not None else ""
+            voices = await _known_voices(work, known, encoder_model, options)
+            result = name_known_speakers(result, voices, default_threshold(encoder_model))
+        return result
+    finally:
+        for speaker in known:  # the references live as long as their request
+            if speaker.reference is not None:
+                await asyncio.to_thread(Path(speaker.reference).unlink, missing_ok=True)
+
+
+async def _known_voices(
+    work: Work, known: list[KnownSpeaker], encoder_model: str, options: PipelineOptions
+) -> dict[str, list[np.ndarray]]:
+    """Each known name's voice: its reference embedded with the diarizer's encoder (stored in
+    the library when asked), or the library's vectors of that label."""
+    voices: dict[str, list[np.ndarray]] = {}
+    for speaker in known:
+        if speaker.reference is None:
+            rows, _ = await work.library.page(task_id=None, label=speaker.name, limit=100, offset=0)
+            stored = [from_bytes(row.vector) for row in rows if row.encoder_model == encoder_model]
+            if not stored:
+                raise PipelineError(
+                    f"{speaker.name!r} has no reference recording, and the speaker library has no voice of that "
+                    "name: give a known_speaker_references[] entry for it or enrol it under /speakers",
+                    "KNOWN_SPEAKER_NOT_FOUND",
+                )
+            voices.setdefault(speaker.name, []).extend(stored)
+            continue
+        found = await work.engine.speaker_embedding(Path(speaker.reference), options)
+        try:
+            vector = prepare(found.vector)
+        except VectorError as exc:
+            raise PipelineError(
+                f"the reference recording of {speaker.name!r} gives no voice to compare: {exc.message}",
+                "KNOWN_SPEAKER_REFERENCE_UNUSABLE",
+            ) from None
+        voices.setdefault(speaker.name, []).append(vector)
+        if speaker.store:
+            note = f"known_speaker_references[] of /v1 task {work.task_id}"
+            await work.library.add([NewSpeaker(speaker.name, vector, found.encoder_model, note, work.task_id)])
+    return voices
 
 
 async def enrolment(work: Work) -> Result:
