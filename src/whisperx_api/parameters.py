@@ -147,11 +147,11 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
     # shared with every other request that sent the same body
     # and an empty field is an absent one, as the reference (FastAPI) reads forms and as browsers
     # and Swagger's "Try it out" send fields left blank
-    parsed = {name: value for name, value in state.form.items() if value != ""}
+    parsed: dict[str, Any] = {name: value for name, value in state.form.items() if value != ""}
     # a list field given once arrives as one value
-    for name, value in parsed.items():
-        if not isinstance(value, list) and _is_list(known.fields.get(name)):
-            parsed[name] = [value]
+    for name in [n for n, given in parsed.items() if not isinstance(given, list)]:
+        if _is_list(known.fields.get(name)):
+            parsed[name] = [parsed[name]]
     for name in known.options & set(query):
         values = query.getall(name)
         field_type = known.fields[name]
