@@ -2,8 +2,7 @@
 
 Run before every handler (Litestar's before_request hook), from what the handler declares:
 - a query parameter or form field the endpoint does not take is a 422 UNKNOWN_PARAMETER naming
-  it and the accepted names closest to it (400 on /v1, as OpenAI answers); a field an endpoint
-  knows but does not implement yet is refused with its reason (UNSUPPORTED_PARAMETER);
+  it and the accepted names closest to it (400 on /v1, as OpenAI answers);
 - pipeline options (the fields of transcription.schemas.BaseOptions and its subclasses) may also come
   as query parameters, the reference service's way: they are merged into the parsed form, so
   Litestar validates them exactly like form fields. The same option in both places (or twice
@@ -126,7 +125,6 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
     if not isinstance(handler, HTTPRouteHandler) or not handler.resolve_include_in_schema():
         return  # the docs pages and other framework routes
     status = client_error_status(request)
-    unsupported: dict[str, str] = dict(handler.opt.get("unsupported_parameters", {}))
     known = accepted(handler)
     query = request.query_params
     for name in query:
@@ -136,8 +134,6 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
         return  # no form, or not the one the endpoint takes: Litestar refuses the body itself
     form = await request.form()  # parsed once: Litestar reads the form from the same state
     for name in form:
-        if name in unsupported:
-            raise ApiError(status, f"{name}: {unsupported[name]}", "UNSUPPORTED_PARAMETER", name)
         if name not in known.form:
             raise unknown_parameter(name, known.form, "form field", status)
     state = ScopeState.from_scope(request.scope)

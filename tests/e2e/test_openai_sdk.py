@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import math
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.audio import GERMAN, GERMAN_IN_ENGLISH, GERMAN_ONLY, GERMAN_VOICE, duration, speak
+from tests.audio import GERMAN, GERMAN_IN_ENGLISH, GERMAN_ONLY, GERMAN_VOICE, convert, duration, speak
 from tests.metrics import normalise_text, wer
 from tests.speech_corpus import VOICES, Recording, espeak_dialogue
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
@@ -115,6 +117,9 @@ def test_verbose_json_with_words_and_segments(client: OpenAI, clips: dict[str, P
     starts = [w.start for w in result.words]
     assert starts == sorted(starts) and result.words[-1].end <= result.duration + 0.05
     assert normalise_text(" ".join(w.word for w in result.words)) == normalise_text(result.text)
+    # beyond OpenAI: each word's probability under the decoder (the words were timed by Whisper)
+    probabilities = [w.to_dict()["probability"] for w in result.words]
+    assert all(0 < p <= 1 for p in probabilities) and sum(probabilities) / len(probabilities) > 0.5
 
 
 def test_verbose_json_segments_only_has_no_words(client: OpenAI, clips: dict[str, Path]) -> None:
@@ -276,6 +281,52 @@ def test_known_speakers_name_the_diarized_voices(
         with pytest.raises(openai.BadRequestError) as caught:
             diarize(names, references)
         assert caught.value.param == param, (names, caught.value)
+
+
+def test_logprobs_of_each_token_from_the_decoder(client: OpenAI, clips: dict[str, Path], tmp_path: Path) -> None:
+    result = client.audio.transcriptions.create(model="tiny.en", file=clips["english"].open("rb"), include=["logprobs"])
+    assert result.logprobs
+    assert "".join(p.token for p in result.logprobs).strip() == result.text
+    assert all(p.logprob is not None and p.logprob <= 0 for p in result.logprobs)
+    assert all(bytes(int(b) for b in p.bytes or []) == (p.token or "").encode() for p in result.logprobs)
+    clear = math.exp(sum(p.logprob or 0 for p in result.logprobs) / len(result.logprobs))
+    assert clear > 0.5  # the decoder is sure of clear synthetic speech ...
+    # ... and less sure of the same words spoken over loud noise
+    noisy = convert(clips["english"], tmp_path / "noisy.wav", "-af", "volume=0.3")
+    subprocess.run(
+        ["sox", "-R", str(noisy), str(tmp_path / "noise.wav"), "synth", "whitenoise", "vol", "0.2"],
+        check=True,
+        timeout=60,
+    )
+    mixed = subprocess.run(
+        ["sox", "-R", "-m", str(noisy), str(tmp_path / "noise.wav"), str(tmp_path / "mixed.wav")],
+        check=True,
+        timeout=60,
+    )
+    assert mixed.returncode == 0
+    unsure = client.audio.transcriptions.create(
+        model="tiny.en", file=(tmp_path / "mixed.wav").open("rb"), include=["logprobs"]
+    )
+    assert unsure.logprobs
+    assert math.exp(sum(p.logprob or 0 for p in unsure.logprobs) / len(unsure.logprobs)) < clear - 0.1, (
+        clear,
+        unsure.text,
+    )
+    # streaming: with the done event
+    events = list(
+        client.audio.transcriptions.create(
+            model="tiny.en", file=clips["english"].open("rb"), include=["logprobs"], stream=True
+        )
+    )
+    done = events[-1]
+    assert done.type == "transcript.text.done" and done.logprobs
+    assert "".join(p.token or "" for p in done.logprobs).strip() == done.text
+    # only with json, as OpenAI takes it
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.audio.transcriptions.create(
+            model="tiny.en", file=clips["english"].open("rb"), include=["logprobs"], response_format="verbose_json"
+        )
+    assert caught.value.param == "include[]"
 
 
 def test_streaming(client: OpenAI, clips: dict[str, Path]) -> None:

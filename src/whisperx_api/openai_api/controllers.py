@@ -27,7 +27,7 @@ from whisperx_api.media.intake import upload_fetcher
 from whisperx_api.openai_api.chunking import chunking_strategy, with_chunking
 from whisperx_api.openai_api.formatting import diarized, diarized_segments, lettered, usage, verbose
 from whisperx_api.openai_api.known_speakers import discard, known_speakers
-from whisperx_api.openai_api.schemas import Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
+from whisperx_api.openai_api.schemas import Logprob, Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import render_srt, render_vtt
 from whisperx_api.pipeline.models import HUB_MODEL_NAMES, hub_offline_cached, local_model_names
@@ -46,11 +46,6 @@ OPENAI_ALIAS = "whisper-1"
 # one asks for speakers (as response_format=diarized_json does with any model)
 DIARIZE_MODEL = "gpt-4o-transcribe-diarize"
 ALIASES = (OPENAI_ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", DIARIZE_MODEL)
-# fields of OpenAI's transcription request that the official SDK sends when asked to, and this
-# service does not implement (yet): refused with a reason, never ignored
-NOT_YET_SUPPORTED = {
-    "include[]": "not supported yet (logprobs are not returned)",
-}
 V1_ERRORS = error_responses(400, 401, 413, 415, 429, 500, 503)
 
 
@@ -86,7 +81,8 @@ async def submit(
         options = build_options(asked, settings)
         if isinstance(form, TranscriptionForm):
             strategy = chunking_strategy(form.chunking_strategy, form.chunking_parts())
-            options = dataclasses.replace(options, vad=with_chunking(options.vad, strategy))
+            wanted = "logprobs" in (form.include or [])
+            options = dataclasses.replace(options, vad=with_chunking(options.vad, strategy), token_logprobs=wanted)
         task_type = TaskType.OPENAI_TRANSLATION if task == "translate" else TaskType.OPENAI_TRANSCRIPTION
         params = TaskParams(
             options=options, response_format=form.response_format, align=align or diarize, known_speakers=known or None
@@ -113,7 +109,8 @@ def respond(task_id: UUID, result: Transcript, response_format: str, task: str, 
     headers = {"X-Task-ID": str(task_id)}
     result = lettered(result)
     if response_format == "json":
-        return Response(TextOnly(text=result.text, usage=usage(result)), headers=headers)
+        logprobs = [Logprob(**msgspec.structs.asdict(p)) for p in result.logprobs] if result.logprobs else None
+        return Response(TextOnly(text=result.text, usage=usage(result), logprobs=logprobs), headers=headers)
     if response_format == "diarized_json":
         return Response(diarized(result), headers=headers)
     if response_format == "verbose_json":
@@ -173,7 +170,14 @@ async def stream_events(service: TranscriptionService, task_id: UUID, speakers: 
     if speakers:
         for segment in diarized_segments(result):
             yield _sse(msgspec.to_builtins(segment))
-    yield _sse({"type": "transcript.text.done", "text": result.text, "usage": msgspec.to_builtins(usage(result))})
+    done: dict[str, Any] = {
+        "type": "transcript.text.done",
+        "text": result.text,
+        "usage": msgspec.to_builtins(usage(result)),
+    }
+    if result.logprobs:
+        done["logprobs"] = msgspec.to_builtins(result.logprobs)
+    yield _sse(done)
     yield b"data: [DONE]\n\n"
 
 
@@ -184,8 +188,7 @@ class OpenAIController(Controller):
     opt = {"client_error_status": 400}
 
     @post("/audio/transcriptions", status_code=200, responses=V1_ERRORS,
-          summary="Transcribe audio (OpenAI-compatible, synchronous; stream=true for server-sent events)",
-          opt={"unsupported_parameters": NOT_YET_SUPPORTED})  # fmt: skip
+          summary="Transcribe audio (OpenAI-compatible, synchronous; stream=true for server-sent events)")  # fmt: skip
     async def transcriptions(
         self, transcription: TranscriptionService, settings: Settings, data: Annotated[TranscriptionForm, MULTIPART]
     ) -> Response[Any]:
@@ -197,6 +200,8 @@ class OpenAIController(Controller):
                 "invalid_value",
                 "timestamp_granularities[]",
             )
+        if data.include and data.response_format != "json":
+            raise ApiError(400, "include[]=logprobs needs response_format=json", "invalid_value", "include[]")
         try:
             language = check_language(data.language)
         except ApiError as exc:

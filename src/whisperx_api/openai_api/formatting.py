@@ -98,8 +98,14 @@ def verbose(result: Transcript, task: str, words: bool) -> VerboseTranscript:
         )
     word_list = None
     if words:
+        whisper_timed = (result.alignment or "").startswith("whisper")
         word_list = [
-            Word(word=w.word, start=w.start, end=w.end if w.end is not None else w.start)
+            Word(
+                word=w.word,
+                start=w.start,
+                end=w.end if w.end is not None else w.start,
+                probability=w.score if whisper_timed else None,
+            )
             for s in result.segments
             for w in s.words
             if w.start is not None

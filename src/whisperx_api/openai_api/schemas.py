@@ -33,6 +33,7 @@ class TranscriptionForm(msgspec.Struct, kw_only=True):
         default=None, name="chunking_strategy[silence_duration_ms]"
     )
 
+    include: list[Literal["logprobs"]] | None = msgspec.field(default=None, name="include[]")
     # who the diarized speakers may be (known_speakers.py)
     known_speaker_names: list[Annotated[str, msgspec.Meta(max_length=100)]] | None = msgspec.field(
         default=None, name="known_speaker_names[]"
@@ -64,17 +65,27 @@ class Usage(msgspec.Struct, kw_only=True):
     seconds: float
 
 
-class TextOnly(msgspec.Struct, kw_only=True):
-    """response_format=json: the text (and usage)."""
+class Logprob(msgspec.Struct, kw_only=True):
+    token: str
+    bytes: list[int]
+    logprob: float
+
+
+class TextOnly(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """response_format=json: the text, usage, and the tokens' logprobs when asked."""
 
     text: str
     usage: Usage
+    logprobs: list[Logprob] | None = None
 
 
-class Word(msgspec.Struct):
+class Word(msgspec.Struct, omit_defaults=True):
     word: str
     start: float
     end: float
+    # beyond OpenAI: the decoder's probability of the word (the mean of its tokens'), when
+    # Whisper itself timed the words (with a wav2vec2 model the score means something else)
+    probability: float | None = None
 
 
 class Segment(msgspec.Struct):

@@ -32,7 +32,7 @@ PREPEND = "\"'“¿([{-"
 APPEND = "\"'.。,，!！?？:：”)]}、"
 
 
-def _windows(segments: list[dict[str, Any]], duration: float) -> list[tuple[float, float]]:
+def alignment_windows(segments: list[dict[str, Any]], duration: float) -> list[tuple[float, float]]:
     """Each segment's audio window, padded by less than half the gap to its neighbours."""
     spans = []
     for i, seg in enumerate(segments):
@@ -42,6 +42,18 @@ def _windows(segments: list[dict[str, Any]], duration: float) -> list[tuple[floa
         end = min(duration, seg["end"] + min(MAX_PAD_S, max(0.0, after) / 2))
         spans.append((start, min(end, start + WINDOW_S)))
     return spans
+
+
+def encode_windows(model: WhisperModel, audio: np.ndarray, spans: list[tuple[float, float]]) -> tuple[Any, list[int]]:
+    """Whisper's encoder output for each span (padded to 30 s) and the mel frames each covers."""
+    features = []
+    for start, end in spans:
+        a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        window = np.zeros(int(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
+        window[: b - a] = audio[a:b]
+        features.append(model.feature_extractor(window)[:, : model.feature_extractor.nb_max_frames])
+    frames = [max(1, int((end - start) * SAMPLE_RATE) // HOP) for start, end in spans]
+    return model.encode(np.stack(features)), frames
 
 
 def align_with_whisper(
@@ -57,19 +69,12 @@ def align_with_whisper(
         return []
     duration = len(audio) / SAMPLE_RATE
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
-    spans = _windows(segments, duration)
+    spans = alignment_windows(segments, duration)
     words_per_segment: list[list[dict[str, Any]]] = []
     for batch_start in range(0, len(segments), ALIGN_BATCH):
         batch = list(range(batch_start, min(len(segments), batch_start + ALIGN_BATCH)))
-        features = []
-        for i in batch:
-            a, b = int(spans[i][0] * SAMPLE_RATE), int(spans[i][1] * SAMPLE_RATE)
-            window = np.zeros(int(WINDOW_S * SAMPLE_RATE), dtype=np.float32)
-            window[: b - a] = audio[a:b]
-            features.append(model.feature_extractor(window)[:, : model.feature_extractor.nb_max_frames])
-        encoder_output = model.encode(np.stack(features))
+        encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
         tokens = [tokenizer.encode(" " + segments[i]["text"].strip()) for i in batch]
-        frames = [max(1, int((spans[i][1] - spans[i][0]) * SAMPLE_RATE) // HOP) for i in batch]
         # CTranslate2 takes one frame count per batch item
         alignments = model.find_alignment(tokenizer, tokens, encoder_output, frames)
         for i, alignment in zip(batch, alignments, strict=True):

@@ -30,6 +30,7 @@ from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
 from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
 from whisperx_api.pipeline.encoders import diarization_backend, pyannote_configured
 from whisperx_api.pipeline.errors import PipelineError
+from whisperx_api.pipeline.logprobs import token_logprobs
 from whisperx_api.pipeline.models import (
     ComputeLimit,
     ModelCache,
@@ -241,6 +242,7 @@ class SpeechEngine:
             regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
         )
         lap("vad")
+        scored: list[dict[str, Any]] = []
         with self.whisper_model(options.whisper) as model:
             transcript = transcribe(
                 model,
@@ -253,6 +255,8 @@ class SpeechEngine:
                 if on_segment
                 else None,
             )
+            if options.token_logprobs:
+                scored = token_logprobs(model, audio, transcript["segments"], transcript["language"])
         lap("transcribe")
         language = transcript["language"]
         segments: list[dict[str, Any]] = transcript["segments"]
@@ -264,6 +268,8 @@ class SpeechEngine:
             "model": options.whisper.model,
             "vad": options.vad.vad_method,
         }
+        if options.token_logprobs:
+            result["logprobs"] = scored  # timed with "transcribe": it needs the same warm model
         if align:
             # after translation the text is English, so align it as English
             align_language = "en" if options.whisper.task == "translate" else language

@@ -77,6 +77,8 @@ class PipelineOptions:
     align: AlignOptions = field(default_factory=AlignOptions)
     diarize: DiarizeOptions = field(default_factory=DiarizeOptions)
     diarization: bool = True
+    # score the transcript's tokens with the decoder (/v1 include[]=logprobs; pipeline/logprobs.py)
+    token_logprobs: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +99,7 @@ class PipelineOptions:
             align=build(AlignOptions, data.get("align")),
             diarize=build(DiarizeOptions, data.get("diarize")),
             diarization=bool(data.get("diarization", True)),
+            token_logprobs=bool(data.get("token_logprobs", False)),
         )
 
 

@@ -74,6 +74,14 @@ class Identification(msgspec.Struct, omit_defaults=True, kw_only=True):
     stored_speaker_uuid: str | None = None
 
 
+class TokenLogprob(msgspec.Struct, kw_only=True):
+    """One token of the text and the decoder's log-probability of it (pipeline/logprobs.py)."""
+
+    token: str
+    bytes: list[int]
+    logprob: float
+
+
 class Transcript(msgspec.Struct, omit_defaults=True, kw_only=True):
     """Transcription, alignment and combination results (and the OpenAI-compatible ones)."""
 
@@ -91,6 +99,7 @@ class Transcript(msgspec.Struct, omit_defaults=True, kw_only=True):
     speaker_embeddings: dict[str, list[float]] | None = None
     speaker_identification: dict[str, Identification] | None = None
     timings: dict[str, float] | None = None
+    logprobs: list[TokenLogprob] | None = None
 
     @property
     def text(self) -> str:
