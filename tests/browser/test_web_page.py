@@ -184,7 +184,7 @@ def test_a_busy_service_is_explained_and_the_file_can_be_sent_again(server: Serv
             "redis is not answering",
             r"busy or restarting \(redis is not answering\)\. Try again in 3 s",
         ),
-        (429, "7", "RATE_LIMITED", "too many requests", r"Too many requests right now\. Try again in 7 s"),
+        (429, "7", "RATE_LIMIT_EXCEEDED", "rate limit exceeded", r"Too many requests right now\. Try again in 7 s"),
     ]
     page.set_input_files("#files", str(clip))
     for status, retry, code, text, shown in answers:

@@ -52,6 +52,52 @@ async def test_list_newest_first_with_paging_and_status_filter(client: AsyncTest
     assert (await client.get("/task/all", params={"status": "failed"})).json()["tasks"] == []
 
 
+async def test_cursor_pages_walk_the_list_once_even_while_tasks_arrive(client: AsyncTestClient, tmp_path: Path) -> None:
+    clip = speak("one two three", tmp_path / "c.wav")
+    ids = [await _probe(client, clip, f"cursor{i}.wav") for i in range(5)]
+    for identifier in ids:
+        await wait_for_status(client, identifier, {"completed"})
+    everything = [t["identifier"] for t in (await client.get("/task/all", params={"limit": 1000})).json()["tasks"]]
+    seen: list[str] = []
+    cursor = None
+    for page_number in range(len(everything) + 1):
+        params: dict[str, object] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/task/all", params=params)).json()
+        seen += [t["identifier"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+        if page_number == 0:  # a task that arrives meanwhile does not shift the pages after this one
+            await _probe(client, clip, "late.wav")
+        if cursor is None:
+            break
+    assert seen == everything and set(ids) <= set(seen)
+    completed = (await client.get("/task/all", params={"limit": 1, "status": "completed"})).json()
+    after = (
+        await client.get("/task/all", params={"limit": 1, "status": "completed", "cursor": completed["next_cursor"]})
+    ).json()
+    assert after["tasks"] and after["tasks"][0]["identifier"] != completed["tasks"][0]["identifier"]
+    _assert_error(await client.get("/task/all", params={"cursor": "not-a-cursor"}), 422, "INVALID_CURSOR", "cursor")
+    both = await client.get("/task/all", params={"cursor": completed["next_cursor"], "offset": 3})
+    _assert_error(both, 422, "CONFLICTING_PARAMETER", "offset")
+
+
+async def test_etag_lets_a_poller_skip_an_unchanged_task(client: AsyncTestClient, tmp_path: Path) -> None:
+    clip = speak("one two three", tmp_path / "e.wav")
+    first_id, second_id = await _probe(client, clip, "e1.wav"), await _probe(client, clip, "e2.wav")
+    for identifier in (first_id, second_id):
+        await wait_for_status(client, identifier, {"completed"})
+    first = await client.get(f"/task/{first_id}")
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and first.headers["cache-control"] == "no-cache"
+    unchanged = await client.get(f"/task/{first_id}", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == etag
+    listed = await client.get(f"/task/{first_id}", headers={"If-None-Match": f'"other", W/{etag}'})
+    assert listed.status_code == 304
+    stale = await client.get(f"/task/{first_id}", headers={"If-None-Match": '"stale"'})
+    assert stale.status_code == 200 and stale.json() == first.json() and stale.headers["etag"] == etag
+    # another task (another body) has another tag
+    assert (await client.get(f"/task/{second_id}")).headers["etag"] != etag
+
+
 async def test_delete_both_paths(client: AsyncTestClient, tmp_path: Path, settings: Settings) -> None:
     clip = speak("delete me", tmp_path / "d.wav")
     first, second = await _probe(client, clip), await _probe(client, clip)

@@ -63,6 +63,9 @@ class TaskList(msgspec.Struct):
     total: int
     limit: int
     offset: int
+    # the next page after this one, for `cursor` (keyset paging: steady under inserts and as
+    # fast deep in the list as at its top); null when this page is the last
+    next_cursor: str | None = None
 
 
 class TaskQueued(msgspec.Struct):

@@ -3,6 +3,7 @@ rename its speakers, delete it (changes go through the transcription service).""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.pipeline.results import Transcript
 from whisperx_api.runtime import Runtime
 from whisperx_api.tasks.event_stream import EVENTS_DESCRIPTION, event_stream, resume_point
-from whisperx_api.tasks.reads import TaskReader
+from whisperx_api.tasks.reads import Cursor, TaskReader
 from whisperx_api.tasks.schemas import (
     SpeakerRename,
     SpeakerRenamed,
@@ -41,6 +42,21 @@ PLAYBACK_RESPONSES = {
 }
 
 
+NOT_MODIFIED = ResponseSpec(None, description="Not modified: If-None-Match holds the current ETag")
+
+
+def tagged(body: bytes, media_type: str, if_none_match: str | None) -> Response[Any]:
+    """The body with an ETag (a hash of it: right whatever changed the task), or 304 when the
+    client already has it. Cache-Control no-cache: a cache must ask each time."""
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match is not None:
+        held = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        if etag in held or "*" in held:
+            return Response(b"", status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
 async def load_task(tasks: TaskReader, identifier: str) -> Task:
     task_id = parse_uuid(identifier, "task", "TASK_NOT_FOUND", "identifier")
     task = await tasks.get(task_id)
@@ -53,21 +69,35 @@ class TaskController(Controller):
     path = "/task"
     tags = ["Tasks"]
 
-    @get("/all", summary="List tasks, newest first", responses=error_responses(422))
+    @get(
+        "/all", summary="List tasks, newest first",
+        description="Page with `offset`, or with `cursor` (the previous page's `next_cursor`): a cursor page "
+        "is as fast deep in the list as at its top, and no task is skipped or repeated while new ones arrive.",
+        responses=error_responses(422),
+    )  # fmt: skip
     async def list_tasks(
         self,
         tasks: TaskReader,
         limit: Annotated[int, Parameter(ge=1, le=1000, description="page size")] = 100,
         offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
         status: Annotated[StatusFilter | None, Parameter(description="only tasks in this status")] = None,
+        cursor: Annotated[
+            str | None, Parameter(max_length=200, description="the page after this one (next_cursor of the last page)")
+        ] = None,
     ) -> TaskList:
-        rows, total = await tasks.page(limit=limit, offset=offset, status=status)
-        return TaskList(tasks=[to_summary(t) for t in rows], total=total, limit=limit, offset=offset)
+        if cursor is not None and offset:
+            raise ApiError(422, "give cursor or offset, not both", "CONFLICTING_PARAMETER", "offset")
+        after = Cursor.decode(cursor) if cursor is not None else None
+        rows, total = await tasks.page(limit=limit, offset=offset, status=status, after=after)
+        last = Cursor(rows[-1].created_at, rows[-1].id).encode() if len(rows) == limit else None
+        return TaskList(tasks=[to_summary(t) for t in rows], total=total, limit=limit, offset=offset, next_cursor=last)
 
     @get(
         "/{identifier:str}",
         summary="Get a task's status, progress, result and metadata",
-        responses=error_responses(404, 409, 422),
+        description="Every answer has an `ETag`; a poller that sends it back in `If-None-Match` gets 304 "
+        "with no body until the task changes.",
+        responses={304: NOT_MODIFIED, **error_responses(404, 409, 422)},
     )
     async def get_task(
         self,
@@ -77,10 +107,13 @@ class TaskController(Controller):
             Literal["json", "srt", "vtt", "txt"] | None,
             Parameter(description="render a finished transcript as subtitles or text (speaker labels included)"),
         ] = None,
+        if_none_match: Annotated[
+            str | None, Parameter(header="If-None-Match", description="the ETag of the copy you have")
+        ] = None,
     ) -> Response[Any]:
         task = await load_task(tasks, identifier)
         if format in (None, "json"):
-            return Response(to_detail(task))
+            return tagged(msgspec.json.encode(to_detail(task)), "application/json", if_none_match)
         if task.status != "completed":
             raise ApiError(
                 409,
@@ -94,7 +127,8 @@ class TaskController(Controller):
                 422, f"task {task.id} ({task.task_type}) has no transcript to render", "NO_TRANSCRIPT", "format"
             )
         transcript = msgspec.convert(task.result, Transcript)
-        return Response(RENDERERS[format](transcript.segments), media_type=f"{CONTENT_TYPES[format]}; charset=utf-8")
+        rendered = RENDERERS[format](transcript.segments).encode()
+        return tagged(rendered, f"{CONTENT_TYPES[format]}; charset=utf-8", if_none_match)
 
     @get(
         "/{identifier:str}/events",
