@@ -80,13 +80,15 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _start(tmp_path_factory.mktemp("browser-auth"), AUTH__ENABLED="true", AUTH__BEARER_TOKEN=TOKEN)
 
 
-@pytest.fixture(scope="session")
+# per module, not per session: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and the async tests (pytest-asyncio) cannot start theirs beside it
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
     yield chromium

@@ -224,6 +224,11 @@ class TranscriptionService:
             if job is not None:  # deleted, or finished by an earlier attempt
                 await self._release(task_id, inline=False)
             return Outcome(task_id, TaskStatus(task.status) if task else TaskStatus.FAILED, error_code="SKIPPED")
+        if job is not None and task_id in self._running:
+            # delivered again while this process runs it (a Redis that restarted from its
+            # append-only file without the latest writes queues an active job once more): one run
+            logger.warning("task %s: delivered again while it runs here; not run twice", task_id)
+            return Outcome(task_id, TaskStatus(task.status), error_code="SKIPPED")
         inline = job is None
         running = self._running.setdefault(task_id, Running(None, inline=inline))
         running.task = asyncio.current_task()
