@@ -90,6 +90,7 @@ def cursor_at(client: httpx.Client, depth: int) -> str:
 
 
 def run_one(kind: str, db_url: str, count: int, workdir: Path) -> list[dict[str, object]]:
+    workdir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     asyncio.run(seed(db_url, workdir / "data", count))
     print(f"{kind}: {count} tasks stored in {time.perf_counter() - began:.0f} s", flush=True)
