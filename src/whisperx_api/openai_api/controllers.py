@@ -46,6 +46,7 @@ OPENAI_ALIAS = "whisper-1"
 # one asks for speakers (as response_format=diarized_json does with any model)
 DIARIZE_MODEL = "gpt-4o-transcribe-diarize"
 ALIASES = (OPENAI_ALIAS, "gpt-4o-transcribe", "gpt-4o-mini-transcribe", DIARIZE_MODEL)
+KEEP_ALIVE_S = 1.0  # a streamed /v1 response says something at least this often
 V1_ERRORS = error_responses(400, 401, 413, 415, 429, 500, 503)
 
 
@@ -142,9 +143,13 @@ async def stream_events(service: TranscriptionService, task_id: UUID, speakers: 
         first = True
         while not (work.done() and segments.empty()):
             getter = asyncio.ensure_future(segments.get())
-            await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({getter, work}, timeout=KEEP_ALIVE_S, return_when=asyncio.FIRST_COMPLETED)
             if not getter.done():
                 getter.cancel()
+                if not work.done():
+                    # an SSE comment (clients skip it): writing it is what finds a client that
+                    # has gone while no event was due, so its task ends within seconds
+                    yield b": keep-alive\n\n"
                 continue
             text = getter.result().text.strip()
             if text:
