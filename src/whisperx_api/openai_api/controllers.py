@@ -27,7 +27,7 @@ from whisperx_api.media.intake import upload_fetcher
 from whisperx_api.openai_api.chunking import chunking_strategy, with_chunking
 from whisperx_api.openai_api.formatting import diarized, diarized_segments, lettered, usage, verbose
 from whisperx_api.openai_api.known_speakers import discard, known_speakers
-from whisperx_api.openai_api.schemas import Logprob, Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
+from whisperx_api.openai_api.schemas import Model, ModelList, TextOnly, TranscriptionForm, TranslationForm
 from whisperx_api.openapi import error_responses
 from whisperx_api.pipeline.formats import render_srt, render_vtt
 from whisperx_api.pipeline.models import HUB_MODEL_NAMES, hub_offline_cached, local_model_names
@@ -110,8 +110,7 @@ def respond(task_id: UUID, result: Transcript, response_format: str, task: str, 
     headers = {"X-Task-ID": str(task_id)}
     result = lettered(result)
     if response_format == "json":
-        logprobs = [Logprob(**msgspec.structs.asdict(p)) for p in result.logprobs] if result.logprobs else None
-        return Response(TextOnly(text=result.text, usage=usage(result), logprobs=logprobs), headers=headers)
+        return Response(TextOnly(text=result.text, usage=usage(result), logprobs=result.logprobs), headers=headers)
     if response_format == "diarized_json":
         return Response(diarized(result), headers=headers)
     if response_format == "verbose_json":

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.datastructures import UploadFile
 
+from whisperx_api.pipeline.results import TokenLogprob
+
 # translations keep whisper-1's classic formats; transcriptions add diarized_json
 TranslationFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
@@ -65,18 +67,12 @@ class Usage(msgspec.Struct, kw_only=True):
     seconds: float
 
 
-class Logprob(msgspec.Struct, kw_only=True):
-    token: str
-    bytes: list[int]
-    logprob: float
-
-
 class TextOnly(msgspec.Struct, omit_defaults=True, kw_only=True):
     """response_format=json: the text, usage, and the tokens' logprobs when asked."""
 
     text: str
     usage: Usage
-    logprobs: list[Logprob] | None = None
+    logprobs: list[TokenLogprob] | None = None  # the pipeline's, already in OpenAI's shape
 
 
 class Word(msgspec.Struct, omit_defaults=True):
