@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -18,7 +19,12 @@ from tests.audio import speak
 from tests.speech_corpus import Recording, espeak_dialogue
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server, submit, wait_for_status
 from whisperx_api.app import create_app
+from whisperx_api.db.models import TaskType
+from whisperx_api.pipeline.results import Segment, Transcript
 from whisperx_api.settings import Settings
+from whisperx_api.transcription.params import TaskParams
+from whisperx_api.transcription.service import Submission, TranscriptionService
+from whisperx_api.transcription.work import PERFORM, Work
 
 Event = tuple[str | None, str, dict[str, Any]]
 
@@ -240,3 +246,38 @@ async def test_renaming_a_speaker_renames_the_transcript_and_the_library_voice(
     unknown = "00000000-0000-4000-8000-000000000000"
     assert error(await client.put(f"/task/{unknown}/speakers/Alice", json={"speaker_label": "B"})) == (
         404, "TASK_NOT_FOUND")  # fmt: skip
+
+
+async def test_a_client_that_leaves_while_the_final_state_is_written_leaves_it_written(
+    svc: tuple[AsyncTestClient, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race CI met: a /v1 task finished, and its client left while the row was being closed.
+    The work here is a fake (the race is at the close, not in the pipeline); the service, its
+    database and Redis are real, and the final write is held open until the client has left."""
+    client, _ = svc
+    service: TranscriptionService = client.app.state.transcription
+    transcript = Transcript(segments=[Segment(start=0.0, end=1.0, text="done")], duration=1.0)
+
+    async def fake_work(work: Work) -> Transcript:
+        return transcript
+
+    monkeypatch.setitem(PERFORM, TaskType.OPENAI_TRANSCRIPTION, fake_work)
+    writing, release = asyncio.Event(), asyncio.Event()
+    write_final = service._write_final
+
+    async def held_write(task_id: UUID, values: dict[str, Any]) -> None:
+        writing.set()
+        await release.wait()
+        await write_final(task_id, values)
+
+    monkeypatch.setattr(service, "_write_final", held_write)
+    task_id = await service.submit(Submission(TaskType.OPENAI_TRANSCRIPTION, TaskParams()))
+    request = asyncio.ensure_future(service.run_inline(task_id))
+    await asyncio.wait_for(writing.wait(), 30)
+    request.cancel()  # the client goes away
+    assert not service.stop(task_id, "client_disconnected")  # nothing is left to stop
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(request, 30)
+    task = (await client.get(f"/task/{task_id}")).json()
+    assert task["status"] == "completed" and task["result"]["segments"][0]["text"] == "done", task

@@ -114,6 +114,9 @@ class Running:
     task: asyncio.Task[Any] | None
     inline: bool
     reason: str | None = None
+    # the work is over and its final state is being written: nothing is left to stop, and a
+    # cancel now would interrupt that write and leave the row processing
+    closing: bool = False
     progress: Progress = field(default_factory=Progress)
     # segments decoded and not yet published as events (appended on the inference reader thread)
     segments: deque[Segment] = field(default_factory=deque)
@@ -308,8 +311,10 @@ class TranscriptionService:
             )
         finally:
             work_done.set()  # no more progress rows; the job's heartbeat goes on until the row is closed
+        running.closing = True
         try:
-            await self._close(task, outcome, started)
+            # shielded: a job cancel (delete, shutdown) arriving now still lets the final state land
+            await asyncio.shield(self._close(task, outcome, started))
         finally:
             stop_reporting.set()
             with contextlib.suppress(Exception):
@@ -428,6 +433,7 @@ class TranscriptionService:
         try:
             return await asyncio.shield(execution)
         except asyncio.CancelledError:
+            logger.info("task %s: the client went away; stopping its work", task_id)
             self.stop(task_id, "client_disconnected")
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(execution), 10)
@@ -437,7 +443,7 @@ class TranscriptionService:
         """Stop an execution running in this process (reason: client_disconnected, shutting_down,
         deleted)."""
         running = self._running.get(task_id)
-        if running is None or running.task is None or running.task.done():
+        if running is None or running.task is None or running.task.done() or running.closing:
             return False
         running.reason = running.reason or reason
         running.task.cancel()
