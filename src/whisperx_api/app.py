@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         transcription = TranscriptionService(runtime)
         worker = worker_runner(transcription, in_process=True) if settings.worker_in_process else None
         app.state.runtime, app.state.transcription, app.state.worker = runtime, transcription, worker
-        app.state.tasks = TaskReader(runtime.db)
+        app.state.tasks = transcription.reads
         freeze_long_lived()
         if worker is not None:
             worker.start()

@@ -21,6 +21,7 @@ from whisperx_api.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 10
 
 
 def sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
@@ -39,6 +40,10 @@ def make_db_config(settings: Settings, *, null_pool: bool = False) -> SQLAlchemy
     if url.startswith("sqlite"):
         _ensure_sqlite_parent(url)
         engine_config["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        # a fixed set of connections: an overflow connection (a new thread, file open and
+        # pragmas) opened and closed per request under load cost more than waiting for one
+        if not null_pool:
+            engine_config.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
     elif not null_pool:
         engine_config.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     if null_pool:

@@ -1,4 +1,7 @@
-"""Reading tasks for /task: one task, or a page of summaries (the columns a list shows)."""
+"""Reading tasks for /task: one task, or a page of summaries (the columns a list shows).
+
+Core selects on a plain connection, not ORM sessions: a read needs no identity map or unit of
+work, and skipping them doubled the reads a web process serves (tests/bench/bench_tasks_api.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,26 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Row, Text, and_, bindparam, cast, func, or_, select
 
 from whisperx_api.db.models import Task
 from whisperx_api.errors import ApiError
 from whisperx_api.tasks.schemas import SUMMARY_COLUMNS
+
+# one task's answer: the summary's columns and the rest GET /task/{id} shows, the JSON documents
+# as their stored text (sent on as stored: decoding a long transcript only to encode it again
+# was most of a read's work)
+DETAIL_COLUMNS = (
+    *SUMMARY_COLUMNS, Task.attempts, Task.callback_url, Task.media_path,
+    cast(Task.params, Text).label("params"), cast(Task.result, Text).label("result"),
+)  # fmt: skip
+
+
+# built once: its compiled form is found in the cache by a key computed once, not per request
+_ONE_TASK = select(*DETAIL_COLUMNS).where(Task.id == bindparam("task_id"))
+
+# a row of DETAIL_COLUMNS: attributes named as Task's, `params` and `result` as JSON text
+TaskRecord = Row[*tuple[Any, ...]]
 
 
 class Cursor:
@@ -40,11 +58,12 @@ class Cursor:
 
 class TaskReader:
     def __init__(self, db: SQLAlchemyAsyncConfig) -> None:
-        self._db = db
+        self._engine = db.get_engine()
 
-    async def get(self, task_id: UUID) -> Task | None:
-        async with self._db.get_session() as session:
-            return (await session.execute(select(Task).where(Task.id == task_id))).scalar_one_or_none()
+    async def get(self, task_id: UUID) -> TaskRecord | None:
+        """The task's DETAIL_COLUMNS (attributes named as Task's), or None."""
+        async with self._engine.connect() as connection:
+            return (await connection.execute(_ONE_TASK, {"task_id": task_id})).first()
 
     async def page(
         self, *, limit: int, offset: int, status: str | None, after: Cursor | None = None
@@ -64,7 +83,7 @@ class TaskReader:
                 )
             )
         query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit).offset(offset)
-        async with self._db.get_session() as session:
-            rows = (await session.execute(query)).all()
-            total = (await session.execute(count)).scalar_one()
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+            total = (await connection.execute(count)).scalar_one()
         return rows, int(total)

@@ -35,7 +35,7 @@ class TaskSummary(msgspec.Struct):
 
 class TaskMetadata(msgspec.Struct):
     task_type: str
-    task_params: dict[str, Any]
+    task_params: Any  # the JSON object of the task's parameters, as stored
     language: str | None
     file_name: str | None
     url: str | None
@@ -123,17 +123,22 @@ def to_summary(task: Any) -> TaskSummary:
     )
 
 
-def to_detail(task: Task) -> TaskDetail:
+def _stored(text: str | None) -> msgspec.Raw | None:
+    return msgspec.Raw(text.encode()) if text is not None else None
+
+
+def to_detail(task: Any) -> TaskDetail:
+    """From a row of DETAIL_COLUMNS (tasks/reads.py): its JSON documents go out as stored."""
     return TaskDetail(
         identifier=task.id,
         status=task.status,
         progress=task.progress,
         stage=task.stage,
-        result=task.result,
+        result=_stored(task.result),
         error=_error(task),
         metadata=TaskMetadata(
             task_type=task.task_type,
-            task_params=task.params or {},
+            task_params=_stored(task.params) or msgspec.Raw(b"{}"),
             language=task.language,
             file_name=task.file_name,
             url=task.url,

@@ -8,16 +8,17 @@ import logging
 import httpx
 import msgspec
 
-from whisperx_api.db.models import Task
 from whisperx_api.security.outbound import OutboundError, parse_networks, post_json
 from whisperx_api.settings import Settings
+from whisperx_api.tasks.reads import TaskRecord
 from whisperx_api.tasks.schemas import to_detail
 
 logger = logging.getLogger(__name__)
 
 
-async def deliver_callback(settings: Settings, task: Task) -> bool:
-    """POST the task (as GET /task/{id} shows it) to its callback URL; False if not delivered."""
+async def deliver_callback(settings: Settings, task: TaskRecord) -> bool:
+    """POST the task (a row of tasks/reads.py's DETAIL_COLUMNS, as GET /task/{id} shows it) to
+    its callback URL; False if not delivered."""
     if not task.callback_url:
         return False
     task_id = task.id

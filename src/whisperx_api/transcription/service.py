@@ -42,6 +42,7 @@ from whisperx_api.runtime import Runtime
 from whisperx_api.security.admission import RETRY_AFTER_S
 from whisperx_api.speaker_library.naming import linked_speaker, rename
 from whisperx_api.tasks.events import SegmentEvent, TaskEvent
+from whisperx_api.tasks.reads import TaskReader
 from whisperx_api.transcription.callbacks import deliver_callback
 from whisperx_api.transcription.params import TaskParams, decode_params, encode_params
 from whisperx_api.transcription.rows import TaskRows
@@ -158,6 +159,7 @@ class TranscriptionService:
         self.runtime = runtime
         self.settings = runtime.settings
         self.rows = TaskRows(runtime.db)
+        self.reads = TaskReader(runtime.db)  # tasks as GET /task/{id} shows them (the callback's body)
         self.events = runtime.events
         self.draining = False
         self._running: dict[UUID, Running] = {}
@@ -344,7 +346,7 @@ class TranscriptionService:
             self.runtime.media.delete(task.media_path)
         await self._release(task.id, inline=task.task_type in INLINE_TYPES)
         if task.callback_url:
-            closed = await self.rows.get(task.id)
+            closed = await self.reads.get(task.id)
             if closed is not None:
                 await deliver_callback(self.settings, closed)
 

@@ -13,7 +13,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, Stream
 
-from whisperx_api.db.models import MAX_OFFSET, Task
+from whisperx_api.db.models import MAX_OFFSET
 from whisperx_api.errors import ApiError, parse_uuid
 from whisperx_api.media.playback import playback
 from whisperx_api.openapi import error_responses
@@ -21,12 +21,13 @@ from whisperx_api.pipeline.formats import CONTENT_TYPES, RENDERERS
 from whisperx_api.pipeline.results import Transcript
 from whisperx_api.runtime import Runtime
 from whisperx_api.tasks.event_stream import EVENTS_DESCRIPTION, event_stream, resume_point
-from whisperx_api.tasks.reads import Cursor, TaskReader
+from whisperx_api.tasks.reads import Cursor, TaskReader, TaskRecord
 from whisperx_api.tasks.schemas import (
     SpeakerRename,
     SpeakerRenamed,
     StatusFilter,
     TaskDeleted,
+    TaskDetail,
     TaskList,
     to_detail,
     to_summary,
@@ -57,7 +58,7 @@ def tagged(body: bytes, media_type: str, if_none_match: str | None) -> Response[
     return Response(body, media_type=media_type, headers=headers)
 
 
-async def load_task(tasks: TaskReader, identifier: str) -> Task:
+async def load_task(tasks: TaskReader, identifier: str) -> TaskRecord:
     task_id = parse_uuid(identifier, "task", "TASK_NOT_FOUND", "identifier")
     task = await tasks.get(task_id)
     if task is None:
@@ -97,7 +98,11 @@ class TaskController(Controller):
         summary="Get a task's status, progress, result and metadata",
         description="Every answer has an `ETag`; a poller that sends it back in `If-None-Match` gets 304 "
         "with no body until the task changes.",
-        responses={304: NOT_MODIFIED, **error_responses(404, 409, 422)},
+        responses={
+            200: ResponseSpec(TaskDetail, description="The task (format json; the other formats: its transcript)"),
+            304: NOT_MODIFIED,
+            **error_responses(404, 409, 422),
+        },
     )
     async def get_task(
         self,
@@ -121,12 +126,13 @@ class TaskController(Controller):
                 "TASK_NOT_COMPLETED",
                 "format",
             )
-        segments = task.result.get("segments") if isinstance(task.result, dict) else None
+        result = msgspec.json.decode(task.result) if task.result is not None else None
+        segments = result.get("segments") if isinstance(result, dict) else None
         if not isinstance(segments, list) or not any("text" in s for s in segments):
             raise ApiError(
                 422, f"task {task.id} ({task.task_type}) has no transcript to render", "NO_TRANSCRIPT", "format"
             )
-        transcript = msgspec.convert(task.result, Transcript)
+        transcript = msgspec.convert(result, Transcript)
         rendered = RENDERERS[format](transcript.segments).encode()
         return tagged(rendered, f"{CONTENT_TYPES[format]}; charset=utf-8", if_none_match)
 
