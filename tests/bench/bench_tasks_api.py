@@ -45,7 +45,7 @@ async def seed(db_url: str, data_dir: Path) -> str:
     async with config.get_session() as session:
         for i in range(SEED_TASKS):
             task = Task(
-                id=uuid.uuid4(), status=("completed", "failed", "queued")[i % 3], task_type="full_process",
+                id=uuid.uuid4(), status=("completed", "failed")[i % 2], task_type="full_process",
                 params={"options": {"whisper": {"model": "base"}}}, progress=1.0, attempts=1, file_name=f"f{i}.mp3",
                 result={"segments": [{"start": 0.0, "end": 2.0, "text": "hello world", "speaker": "SPEAKER_00"}] * 5},
             )  # fmt: skip

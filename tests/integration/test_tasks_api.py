@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -9,7 +11,10 @@ from litestar.testing import AsyncTestClient
 
 from tests.audio import speak
 from tests.support import wait_for_status
+from whisperx_api.db.config import make_db_config
+from whisperx_api.db.models import Task
 from whisperx_api.settings import Settings
+from whisperx_api.tasks.reads import TOTAL_MAX_AGE_S
 
 pytestmark = __import__("pytest").mark.asyncio
 
@@ -205,3 +210,25 @@ async def test_health_probes(client: AsyncTestClient) -> None:
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
     assert ready.json()["worker"] in ("starting", "ok")
+
+
+async def test_the_list_total_follows_tasks_written_by_another_process(
+    client: AsyncTestClient, settings: Settings, tmp_path: Path
+) -> None:
+    """`total` is counted at most once a second when nothing changed here; a task another process
+    (a worker on another host) writes shows within TOTAL_MAX_AGE_S, this process's own at once."""
+    clip = speak("one two three", tmp_path / "t.wav")
+    await wait_for_status(client, await _probe(client, clip), {"completed"})
+    assert (await client.get("/task/all")).json()["total"] == 1
+    config = make_db_config(settings, null_pool=True)
+    async with config.get_session() as session:  # another process's row
+        session.add(Task(id=uuid.uuid4(), status="failed", task_type="media_probe", params={}, progress=0.0))
+        await session.commit()
+    await config.get_engine().dispose()
+    deadline = time.monotonic() + TOTAL_MAX_AGE_S + 5
+    while (total := (await client.get("/task/all")).json()["total"]) != 2:
+        assert time.monotonic() < deadline, total
+        await asyncio.sleep(0.1)
+    assert len((await client.get("/task/all")).json()["tasks"]) == 2  # the rows are never cached
+    await wait_for_status(client, await _probe(client, clip), {"completed"})
+    assert (await client.get("/task/all")).json()["total"] == 3  # this process's: at once

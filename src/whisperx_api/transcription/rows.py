@@ -3,6 +3,7 @@ service (service.py) writes task rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,20 +15,24 @@ from whisperx_api.db.models import ACTIVE_STATUSES, INLINE_TYPES, Task
 
 
 class TaskRows:
-    def __init__(self, db: SQLAlchemyAsyncConfig) -> None:
-        self._db = db
+    def __init__(self, db: SQLAlchemyAsyncConfig, counted: Callable[[], None]) -> None:
+        """`counted`: called when a write changes how many tasks there are in a status."""
+        self._db, self._counted = db, counted
 
     async def insert(self, **fields: Any) -> Task:
         task = Task(**{"progress": 0.0, "attempts": 0, **fields})
         async with self._db.get_session() as session:
             session.add(task)
             await session.commit()
+        self._counted()
         return task
 
     async def update(self, task_id: UUID, **values: Any) -> None:
         async with self._db.get_session() as session:
             await session.execute(update(Task).where(Task.id == task_id).values(**values))
             await session.commit()
+        if "status" in values:
+            self._counted()
 
     async def get(self, task_id: UUID) -> Task | None:
         async with self._db.get_session() as session:
@@ -37,6 +42,7 @@ class TaskRows:
         async with self._db.get_session() as session:
             gone = (await session.execute(delete(Task).where(Task.id == task_id).returning(Task.id))).first()
             await session.commit()
+        self._counted()
         return gone is not None
 
     async def with_media_before(self, cutoff: datetime) -> list[tuple[UUID, str]]:

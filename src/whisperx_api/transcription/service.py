@@ -158,8 +158,8 @@ class TranscriptionService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.rows = TaskRows(runtime.db)
-        self.reads = TaskReader(runtime.db)  # tasks as GET /task/{id} shows them (the callback's body)
+        self.reads = TaskReader(runtime.db)  # tasks as GET /task shows them (also the callback's body)
+        self.rows = TaskRows(runtime.db, counted=self.reads.forget_totals)
         self.events = runtime.events
         self.draining = False
         self._running: dict[UUID, Running] = {}
