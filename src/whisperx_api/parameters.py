@@ -127,12 +127,16 @@ async def check_parameters(request: Request[Any, Any, Any]) -> None:
     status = client_error_status(request)
     known = accepted(handler)
     query = request.query_params
+    # the form is read before any refusal: an answer sent while an upload is still arriving
+    # reaches the client as a reset connection instead of the error (the server closes a socket
+    # with unread data); parsed once: Litestar reads the form from the same state
+    takes_form = bool(known.form) and request.content_type[0] == known.encoding
+    form = await request.form() if takes_form else None
     for name in query:
         if name not in known.query and name not in known.options:
             raise unknown_parameter(name, known.query | known.options, "query parameter", status)
-    if not known.form or request.content_type[0] != known.encoding:
+    if form is None:
         return  # no form, or not the one the endpoint takes: Litestar refuses the body itself
-    form = await request.form()  # parsed once: Litestar reads the form from the same state
     for name in form:
         if name not in known.form:
             raise unknown_parameter(name, known.form, "form field", status)

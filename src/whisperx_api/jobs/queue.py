@@ -6,7 +6,8 @@ then the worker marks the job active. A sweep that runs between the two sees an 
 whose status is still "queued", takes it for an orphan and re-queues it, so it runs twice. On a
 busy event loop the gap between the two steps grows from microseconds to seconds. This sweep
 gives such jobs a grace period and sweeps only those still unmarked after it: the ones whose
-worker really died in between.
+worker really died in between. Likewise a running job whose heartbeat lapsed while Redis was
+down or restarting is swept only if its worker does not touch it again within a heartbeat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from uuid import UUID
 from saq import Job
 from saq.job import Status
 from saq.queue.redis import RedisQueue
+from saq.utils import now, seconds
 
 from whisperx_api.settings import Settings
 
@@ -49,18 +51,30 @@ class TaskQueue(RedisQueue):
         )
         if not snapshot:
             return []
-        unmarked = [job_id for job_id, raw in snapshot if raw and self._status(raw) == Status.QUEUED]
-        marked_since: set[bytes] = set()
-        if unmarked:
-            await asyncio.sleep(self.dequeue_grace_s)
-            now = await self.redis.mget(unmarked)
-            marked_since = {
-                job_id for job_id, raw in zip(unmarked, now, strict=True) if self._status(raw) != Status.QUEUED
-            }
+        jobs = {job_id: self.deserialize(raw) for job_id, raw in snapshot}
+        unmarked = [job_id for job_id, job in jobs.items() if job is not None and job.status == Status.QUEUED]
+        # an active job whose heartbeat lapsed may only have been cut off from Redis (an outage,
+        # a restart) while its worker ran on: a live worker touches it again within a heartbeat
+        # (one past its timeout is swept at once)
+        lapsed = [job_id for job_id, job in jobs.items() if job is not None and _heartbeat_lapsed(job)]
+        alive: set[bytes] = set()
+        if unmarked or lapsed:
+            heartbeats = [job.heartbeat for job_id, job in jobs.items() if job is not None and job_id in lapsed]
+            await asyncio.sleep(max([self.dequeue_grace_s, *heartbeats]))
+            waiting = [*unmarked, *lapsed]
+            for job_id, raw in zip(waiting, await self.redis.mget(waiting), strict=True):
+                before, now = jobs[job_id], self.deserialize(raw)
+                if now is None or before is None:
+                    continue
+                if job_id in unmarked:
+                    if now.status != Status.QUEUED:
+                        alive.add(job_id)  # a worker had just dequeued it and has marked it since
+                elif now.status != Status.ACTIVE or now.touched != before.touched:
+                    alive.add(job_id)  # its worker is alive (touched it) or it has ended
         swept: list[bytes] = []
         for job_id, raw in snapshot:
-            if job_id in marked_since:
-                continue  # a worker had just dequeued it and has marked it since
+            if job_id in alive:
+                continue
             job = self.deserialize(raw)
             if job is None:
                 swept.append(job_id)
@@ -88,6 +102,13 @@ class TaskQueue(RedisQueue):
     def _status(self, raw: bytes | str | None) -> Status | None:
         job = self.deserialize(raw)
         return job.status if job is not None else None
+
+
+def _heartbeat_lapsed(job: Job) -> bool:
+    """Active, within its timeout, but not touched for longer than its heartbeat."""
+    current = now()
+    timed_out = bool(job.timeout) and seconds(current - job.started) > job.timeout
+    return job.status == Status.ACTIVE and job.stuck and not timed_out
 
 
 JOB_FUNCTION = "run_task"
