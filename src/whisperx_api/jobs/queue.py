@@ -72,10 +72,9 @@ class TaskQueue(RedisQueue):
                 elif now.status != Status.ACTIVE or now.touched != before.touched:
                     alive.add(job_id)  # its worker is alive (touched it) or it has ended
         swept: list[bytes] = []
-        for job_id, raw in snapshot:
+        for job_id, job in jobs.items():
             if job_id in alive:
                 continue
-            job = self.deserialize(raw)
             if job is None:
                 swept.append(job_id)
                 async with self.redis.pipeline(transaction=True) as pipe:
@@ -98,10 +97,6 @@ class TaskQueue(RedisQueue):
             else:
                 await self.finish(job, Status.ABORTED, error=self.swept_error_message)
         return [job_id.decode() for job_id in swept]
-
-    def _status(self, raw: bytes | str | None) -> Status | None:
-        job = self.deserialize(raw)
-        return job.status if job is not None else None
 
 
 def _heartbeat_lapsed(job: Job) -> bool:
