@@ -59,6 +59,29 @@ async def svc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[A
 
 
 @pytest.fixture(scope="module")
+async def local_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TranscriptionService]:
+    """The app started in the tests' own event loop, for tests that call its service directly:
+    the test client runs the app on a loop of its own, and a Redis or database connection made
+    on one loop breaks the requests that later get it on the other."""
+    root = tmp_path_factory.mktemp("events-local")
+    settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}")
+    app = create_app(settings)
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:  # one task enters and leaves the lifespan (its task group requires it)
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    serving = asyncio.create_task(serve())
+    await asyncio.wait_for(started.wait(), 120)
+    yield app.state.transcription
+    stop.set()
+    await asyncio.wait_for(serving, 60)
+    clear_queue(settings.queue_name)
+
+
+@pytest.fixture(scope="module")
 def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     return espeak_dialogue("us-male", "female-3", tmp_path_factory.mktemp("dialogue"))
 
@@ -249,13 +272,12 @@ async def test_renaming_a_speaker_renames_the_transcript_and_the_library_voice(
 
 
 async def test_a_client_that_leaves_while_the_final_state_is_written_leaves_it_written(
-    svc: tuple[AsyncTestClient, Settings], monkeypatch: pytest.MonkeyPatch
+    local_service: TranscriptionService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The race CI met: a /v1 task finished, and its client left while the row was being closed.
     The work here is a fake (the race is at the close, not in the pipeline); the service, its
     database and Redis are real, and the final write is held open until the client has left."""
-    client, _ = svc
-    service: TranscriptionService = client.app.state.transcription
+    service = local_service
     transcript = Transcript(segments=[Segment(start=0.0, end=1.0, text="done")], duration=1.0)
 
     async def fake_work(work: Work) -> Transcript:
@@ -279,5 +301,33 @@ async def test_a_client_that_leaves_while_the_final_state_is_written_leaves_it_w
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(request, 30)
-    task = (await client.get(f"/task/{task_id}")).json()
-    assert task["status"] == "completed" and task["result"]["segments"][0]["text"] == "done", task
+    task = await service.reads.get(task_id)
+    assert task is not None and task.status == "completed" and "done" in str(task.result), task
+
+
+async def test_segments_decoded_at_the_end_of_the_work_come_before_done(
+    local_service: TranscriptionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What CI met on a short file: whisperx decodes all its windows in one batch, so every
+    segment arrives in the last moment of the work; they were dropped when the work ended before
+    the next progress tick. The work is a fake that decodes and returns at once; the service,
+    Redis (the events) and the database are real."""
+    service = local_service
+    decoded = [Segment(start=float(n), end=n + 1.0, text=f"segment {n}") for n in range(3)]
+
+    async def fake_work(work: Work) -> Transcript:
+        assert work.on_segment is not None
+        for segment in decoded:
+            work.on_segment(segment)
+        return Transcript(segments=decoded, duration=3.0)
+
+    monkeypatch.setitem(PERFORM, TaskType.OPENAI_TRANSCRIPTION, fake_work)
+    task_id = await service.submit(Submission(TaskType.OPENAI_TRANSCRIPTION, TaskParams()))
+    outcome = await asyncio.wait_for(service.run_inline(task_id), 30)
+    assert outcome.status == "completed"
+    redis = service.runtime.queue.redis
+    published = [json.loads(fields[b"e"]) for _, fields in await redis.xrange(service.events.key(task_id))]
+    kinds = [event["type"] for event in published]
+    assert kinds[-1] == "done" and kinds.count("done") == 1, kinds
+    texts = [event["segment"]["text"] for event in published if event["type"] == "segment"]
+    assert texts == ["segment 0", "segment 1", "segment 2"], kinds

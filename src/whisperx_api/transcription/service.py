@@ -51,6 +51,9 @@ from whisperx_api.transcription.work import PERFORM, Result, Work, facts
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
+# how long a finished task's last decoded segments may take to reach its events before the
+# final state is written anyway (publishing is best effort: Redis may be down)
+SEGMENTS_FLUSH_S = 5.0
 INTERRUPTED = "interrupted"
 INLINE_STALE_AFTER_S = 3600
 # a deleted task's last event ("deleted") is kept this long, for its followers to see
@@ -259,8 +262,8 @@ class TranscriptionService:
         started: float,
     ) -> Outcome:  # fmt: skip
         task_id, inline = task.id, job is None
-        stop_reporting, work_done = asyncio.Event(), asyncio.Event()
-        reporter = asyncio.create_task(self._report_progress(task_id, running, job, stop_reporting, work_done))
+        stop_reporting, work_done, flushed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        reporter = asyncio.create_task(self._report_progress(task_id, running, job, stop_reporting, work_done, flushed))
 
         def segment_decoded(segment: Segment) -> None:  # on the inference process's reader thread
             running.segments.append(segment)
@@ -316,12 +319,19 @@ class TranscriptionService:
         running.closing = True
         try:
             # shielded: a job cancel (delete, shutdown) arriving now still lets the final state land
-            await asyncio.shield(self._close(task, outcome, started))
+            await asyncio.shield(self._close_after_segments(task, outcome, started, flushed))
         finally:
             stop_reporting.set()
             with contextlib.suppress(Exception):
                 await reporter
         return outcome
+
+    async def _close_after_segments(self, task: Task, outcome: Outcome, started: float, flushed: asyncio.Event) -> None:
+        """The segments decoded last reach the task's events before its `done` (a short file's
+        segments all come in the last moment of its work), then the row is closed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flushed.wait(), SEGMENTS_FLUSH_S)
+        await self._close(task, outcome, started)
 
     async def _close(self, task: Task, outcome: Outcome, started: float) -> None:
         """The final state into the row (retried while the database is down: the result is not
@@ -382,11 +392,14 @@ class TranscriptionService:
             await self.runtime.admission.release("sync" if inline else "async", str(task_id))
 
     async def _report_progress(
-        self, task_id: UUID, running: Running, job: Job | None, stop: asyncio.Event, work_done: asyncio.Event
-    ) -> None:
+        self, task_id: UUID, running: Running, job: Job | None, stop: asyncio.Event, work_done: asyncio.Event,
+        flushed: asyncio.Event,
+    ) -> None:  # fmt: skip
         """Copy progress to the row (and the task's events, with the segments decoded since)
-        while the work runs, and keep the job's heartbeat fresh until the row is closed (a final
-        write that waits for the database must not look like a dead worker to the sweep).
+        while the work runs; once it is done, publish the segments still pending and set
+        `flushed` (the final state waits for them); keep the job's heartbeat fresh until the row
+        is closed (a final write that waits for the database must not look like a dead worker
+        to the sweep).
 
         It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
         Redis write can leave that connection unusable for the writes that follow.
@@ -395,16 +408,20 @@ class TranscriptionService:
         last_touch = time.monotonic()
         touch_every = max(0.5, self.settings.job_heartbeat_s / 3)
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
+            if not work_done.is_set():  # woken at once when the work ends, to flush its segments
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(work_done.wait(), PROGRESS_INTERVAL_S)
+            elif flushed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), PROGRESS_INTERVAL_S)
             if stop.is_set():
                 return
+            done = work_done.is_set()
             version, stage, fraction = running.progress.snapshot()
             try:
-                while running.segments and not work_done.is_set():
-                    decoded = running.segments.popleft()
-                    await self._publish(task_id, _segment_event(decoded))
-                if version != seen and not work_done.is_set():
+                while running.segments:
+                    await self._publish(task_id, _segment_event(running.segments.popleft()))
+                if version != seen and not done:
                     seen = version
                     await self._record(task_id, stage=stage, progress=round(fraction, 4))
                 if job is not None and time.monotonic() - last_touch >= touch_every:
@@ -412,6 +429,9 @@ class TranscriptionService:
                     await job.update(progress=fraction)
             except Exception as exc:  # progress is best effort: a dependency blip must not fail the work
                 logger.warning("task %s: progress not recorded (%s)", task_id, exc)
+            finally:
+                if done:
+                    flushed.set()
 
     async def _fail_interrupted(self, task_id: UUID, attempts: int) -> Outcome:
         outcome = Outcome(
