@@ -1,7 +1,12 @@
-"""A long recording (default 60 min) through the full pipeline of the running service, with the
-server's peak memory (VmHWM of its worker process), to show that long files work in bounded memory.
+"""A long recording (default 60 min) through the full pipeline of a running service: memory of
+every server process over time (a PNG plot beside the JSON), time per audio hour, WER and DER.
 
-    uv run python tests/bench/bench_long.py [--minutes 60]
+The recording is a two-voice conversation of distinct sentences (tests/speech_corpus.py
+espeak_conversation), so its truth (who said what, when) is known. With `--pieces-minutes N`
+the same audio is also sent cut into N-minute pieces, one task after another, for the issue's
+question: is a long file transcribed as well as the same audio in pieces?
+
+    uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60]
 """
 
 from __future__ import annotations
@@ -10,87 +15,232 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx
 
-from tests.audio import VOICE_A, VOICE_B, concatenate, duration, speak
+from tests.audio import Turn
+from tests.metrics import der, wer
+from tests.speech_corpus import Recording, espeak_conversation
 from tests.support import clear_queue, descendants, free_port, make_settings, settings_env, start_server
 
 RESULTS = Path(__file__).parent / "results"
+SAMPLE_EVERY_S = 0.5
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Largest VmHWM among the server's processes: granian's supervisor, its web workers and
-    their inference processes."""
-    peaks = [0.0]
-    for process in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError, StopIteration):
-            status = Path(f"/proc/{process}/status").read_text().splitlines()
-            peaks.append(int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) / 1024)
-    return max(peaks)
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS: all resident pages; RssAnon: the process's own memory, without the file pages it
+    maps (the decoded audio's: page cache, which the kernel drops when memory runs short)."""
+    with contextlib.suppress(OSError, StopIteration):
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return int(next(line.split()[1] for line in status if line.startswith(f"{field}:"))) / 1024
+    return 0.0
+
+
+@dataclass
+class MemoryTrace:
+    """RSS of the server's processes (granian, its web worker, the inference process) every
+    SAMPLE_EVERY_S, with the task's stage at that moment."""
+
+    pid: int
+    stage: str = "idle"
+    # (s, stage, RSS of all, RSS of the largest, RssAnon of all)
+    samples: list[tuple[float, str, float, float, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            processes = [self.pid, *descendants(self.pid)]
+            each = [rss_mb(p) for p in processes]
+            anon = sum(rss_mb(p, "RssAnon") for p in processes)
+            self.samples.append(
+                (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(anon))
+            )
+
+    def peak(self) -> tuple[float, float, float]:
+        """Highest RSS of all processes, of the largest one, and RssAnon of all."""
+        return tuple(max(s[i] for s in self.samples) for i in (2, 3, 4))  # type: ignore[return-value]
+
+
+def transcribe(http: httpx.Client, path: Path, trace: MemoryTrace) -> dict[str, Any]:
+    response = http.post(
+        "/speech-to-text", files={"file": (path.name, path.read_bytes())},
+        data={"model": "tiny.en", "language": "en"},
+    )  # fmt: skip
+    response.raise_for_status()
+    identifier = response.json()["identifier"]
+    deadline = time.monotonic() + 4 * 3600
+    while time.monotonic() < deadline:
+        task = http.get(f"/task/{identifier}").json()
+        trace.stage = task.get("stage") or task["status"]
+        if task["status"] in ("completed", "failed"):
+            trace.stage = "idle"
+            assert task["status"] == "completed", task
+            return dict(task)
+        time.sleep(1)
+    raise TimeoutError(f"task {identifier} did not finish")
+
+
+def cut(source: Path, start: float, length: float, out: Path) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", str(start), "-t", str(length), "-i", str(source),
+         "-c", "copy", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def scores(recording: Recording, segments: list[dict[str, Any]]) -> dict[str, float]:
+    reference = " ".join(t.text for t in recording.utterances)
+    hypothesis = " ".join(s["text"] for s in segments)
+    turns = [{"start": s["start"], "end": s["end"], "speaker": s.get("speaker", "?")} for s in segments]
+    return {"wer": round(wer(reference, hypothesis), 4), "der": round(der(recording.turns, turns), 4)}
+
+
+def plot(trace: MemoryTrace, title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [s[0] / 60 for s in trace.samples]
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    axes.plot(minutes, [s[2] for s in trace.samples], label="all server processes", linewidth=1)
+    axes.plot(minutes, [s[3] for s in trace.samples], label="largest process (inference)", linewidth=1)
+    axes.plot(minutes, [s[4] for s in trace.samples], label="all, without mapped files (RssAnon)", linewidth=1)
+    start = 0
+    for index in range(1, len(trace.samples) + 1):  # the stages as labelled bands
+        if index == len(trace.samples) or trace.samples[index][1] != trace.samples[start][1]:
+            stage = trace.samples[start][1]
+            if stage not in ("idle", "queued"):
+                axes.axvspan(minutes[start], minutes[index - 1], alpha=0.08, color="C2")
+                axes.text(minutes[start], axes.get_ylim()[0], stage, fontsize=7, rotation=90, va="bottom")
+            start = index
+    axes.set_xlabel("minutes since the upload")
+    axes.set_ylabel("RSS (MB)")
+    axes.set_title(title)
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--pieces-minutes", type=float, default=0, help="also send the audio in pieces this long")
     args = parser.parse_args()
+    stamp = int(time.time())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        a = speak(
-            "Welcome back to the show. Today we talk about renewable energy in our cities.", root / "a.wav", VOICE_A
-        )
-        b = speak(
-            "Thanks for having me. Solar panels have become much cheaper over ten years.", root / "b.wav", VOICE_B
-        )
-        block = concatenate([a, b], root / "block.wav")
-        clip = concatenate([block] * max(1, round(args.minutes * 60 / duration(block))), root / "long.wav")
-        clip_mp3 = root / "long.mp3"
-        os.system(f"ffmpeg -nostdin -v error -y -i {clip} -b:a 64k {clip_mp3}")
-        audio_s = duration(clip_mp3)
+        made = time.monotonic()
+        recording = espeak_conversation(args.minutes, root / "long.mp3")
+        print(f"recording: {recording.duration / 60:.1f} min, {len(recording.turns)} turns, "
+              f"made in {time.monotonic() - made:.0f} s", flush=True)  # fmt: skip
         settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}")
         port = free_port()
-        server = start_server(
-            {**settings_env(settings), "LOG_LEVEL": "WARNING"}, root / "s.log", port, worker_ready=True
-        )
+        env = {**settings_env(settings), "LOG_LEVEL": "WARNING"}
+        server = start_server(env, root / "s.log", port, worker_ready=True, timeout=300)
+        trace = MemoryTrace(server.proc.pid)
         try:
-            idle_mb = peak_rss_mb(server.proc.pid)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
-                started = time.time()
-                response = http.post("/speech-to-text", files={"file": (clip_mp3.name, clip_mp3.read_bytes())},
-                                     data={"model": "tiny.en", "language": "en"})  # fmt: skip
-                identifier = response.json()["identifier"]
-                while (task := http.get(f"/task/{identifier}").json())["status"] not in ("completed", "failed"):
-                    time.sleep(2)
-            assert task["status"] == "completed", task
-            elapsed = datetime.fromisoformat(task["metadata"]["end_time"]).timestamp() - started
-            result = task["result"]
-            row = {
-                "audio_s": round(audio_s, 1),
-                "upload_mb": round(clip_mp3.stat().st_size / 1e6, 1),
-                "wall_s": round(elapsed, 1),
-                "rtf": round(elapsed / audio_s, 4),
-                "segments": len(result["segments"]),
-                "speakers": result["speakers"],
-                "timings": result["timings"],
-                "peak_rss_mb_before": round(idle_mb),
-                "peak_rss_mb": round(peak_rss_mb(server.proc.pid)),
-            }
+                trace.start()
+                time.sleep(2)
+                idle_all, idle_largest, idle_anon = trace.peak()
+                started = time.monotonic()
+                task = transcribe(http, recording.path, trace)
+                wall = time.monotonic() - started
+                whole_peak = trace.peak()
+                result = task["result"]
+                row: dict[str, Any] = {
+                    "audio_s": round(recording.duration, 1),
+                    "upload_mb": round(recording.path.stat().st_size / 1e6, 1),
+                    "wall_s": round(wall, 1),
+                    "s_per_audio_hour": round(wall / recording.duration * 3600, 1),
+                    "timings": result["timings"],
+                    "segments": len(result["segments"]),
+                    "speakers": result["speakers"],
+                    **scores(recording, result["segments"]),
+                    "rss_idle_all_mb": idle_all, "rss_idle_largest_mb": idle_largest, "anon_idle_all_mb": idle_anon,
+                    "rss_peak_all_mb": whole_peak[0], "rss_peak_largest_mb": whole_peak[1],
+                    "anon_peak_all_mb": whole_peak[2],
+                }  # fmt: skip
+                print(json.dumps(row), flush=True)
+                if args.pieces_minutes:
+                    row["pieces"] = pieces(http, recording, args.pieces_minutes, root, trace)
+                    print(json.dumps(row["pieces"]), flush=True)
         finally:
+            trace.stop()
             server.stop()
             clear_queue(settings.queue_name)
-    print(json.dumps(row))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"long_{int(time.time())}.json").write_text(
-        json.dumps({"date": datetime.now(UTC).isoformat(), **row}, indent=2)
+    plot(
+        trace,
+        f"{args.minutes:g}-minute recording, full pipeline (tiny.en), this machine",
+        RESULTS / f"long_{stamp}.png",
     )
+    (RESULTS / f"long_{stamp}.json").write_text(
+        json.dumps({"date": datetime.now(UTC).isoformat(), **row, "samples": trace.samples}, indent=1)
+    )
+    print(f"wrote {RESULTS / f'long_{stamp}.png'}")
+
+
+def pieces(http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace) -> dict[str, Any]:
+    """The same audio in `minutes`-long pieces, one task each; their segments shifted back onto
+    the whole file's clock and scored against the same truth."""
+    length = minutes * 60
+    segments: list[dict[str, Any]] = []
+    speakers: list[int] = []
+    started = time.monotonic()
+    offset = 0.0
+    while offset < recording.duration:
+        piece = cut(recording.path, offset, length, root / f"piece_{int(offset)}.mp3")
+        result = transcribe(http, piece, trace)["result"]
+        # speaker names are per task: map each piece's to the truth's voices by overlap, as a
+        # user joining pieces would have to (DER of the pieces is then at its best)
+        truth = [t for t in recording.turns if offset <= t.start < offset + length]
+        names = _best_names(result["segments"], truth, offset)
+        speakers.append(len(result["speakers"]))
+        for s in result["segments"]:
+            segments.append({**s, "start": s["start"] + offset, "end": s["end"] + offset,
+                             "speaker": names.get(s.get("speaker", "?"), "?")})  # fmt: skip
+        offset += length
+    return {
+        "minutes": minutes, "wall_s": round(time.monotonic() - started, 1), "speakers_per_piece": speakers,
+        **scores(recording, segments),
+    }  # fmt: skip
+
+
+def _best_names(segments: list[dict[str, Any]], truth: list[Turn], offset: float) -> dict[str, str]:
+    overlap: dict[tuple[str, str], float] = {}
+    for s in segments:
+        for t in truth:
+            shared = min(s["end"] + offset, t.end) - max(s["start"] + offset, t.start)
+            if shared > 0:
+                key = (s.get("speaker", "?"), t.speaker)
+                overlap[key] = overlap.get(key, 0.0) + shared
+    names: dict[str, str] = {}
+    for (label, voice), _ in sorted(overlap.items(), key=lambda kv: -kv[1]):
+        if label not in names and voice not in names.values():
+            names[label] = voice
+    return names
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,30 +116,38 @@ def _float(value: object) -> float | None:
 
 
 def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode any media file to mono float32 PCM at `sample_rate` (ffmpeg streams it; the
-    decoded array is 64 KB per second of audio, about 230 MB for an hour)."""
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-threads",
-        "0",
-        "-i",
-        str(path),
-        "-vn",
-        "-f",
-        "f32le",
-        "-ac",
-        "1",
-        "-ar",
-        str(sample_rate),
-        "-",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise AudioProcessingError(f"could not decode audio: {_ffmpeg_reason(proc.stderr, path)}")
-    audio = np.frombuffer(proc.stdout, dtype=np.float32)
-    if audio.size == 0:
-        raise AudioProcessingError("the file decodes to no audio")
-    return audio
+    """Decode any media file to mono float32 PCM at `sample_rate`, as a read-only array.
+
+    ffmpeg writes the samples (64 KB per second of audio: 230 MB an hour, 920 MB for four) into
+    an unnamed temporary file beside the media, on the data volume, and the array maps that file.
+    Reading the decoder's output into memory held the whole recording twice at the end of the
+    decode (the pipe's chunks and their join) and once for the whole run; mapped, the pages a
+    stage reads are page cache the kernel can drop under pressure, and `release_pages` hands
+    them back after each stage. The file is gone from the disk once the array is.
+    """
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path), "-vn",
+           "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-"]  # fmt: skip
+    # a media file outside the data volume (a test's, a read-only folder) decodes in the temp folder
+    folder = path.parent if os.access(path.parent, os.W_OK) else None
+    with tempfile.TemporaryFile(dir=folder, prefix=".decoded-") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            raise AudioProcessingError(f"could not decode audio: {_ffmpeg_reason(proc.stderr, path)}")
+        size = out.seek(0, os.SEEK_END) // 4 * 4
+        if size == 0:
+            raise AudioProcessingError("the file decodes to no audio")
+        mapped = mmap.mmap(out.fileno(), size, access=mmap.ACCESS_READ)  # keeps the file open itself
+    return np.frombuffer(mapped, dtype=np.float32)
+
+
+def release_pages(audio: np.ndarray) -> None:
+    """Take the decoded audio's pages out of this process's memory: they stay in the page cache,
+    so a later stage that reads them again gets them back without decoding or disk reads. For an
+    array that does not map a decoded file, nothing happens."""
+    base = audio.base
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    if isinstance(base, mmap.mmap) and not base.closed:
+        base.madvise(mmap.MADV_DONTNEED)

@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 from whisperx_api.pipeline import align as align_stage
-from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio
+from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, release_pages
 from whisperx_api.pipeline.combine import assign_speakers, attribute
 from whisperx_api.pipeline.diarization import campp, embedded, hub
 from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
@@ -31,6 +31,7 @@ from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
 from whisperx_api.pipeline.encoders import diarization_backend, pyannote_configured
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.logprobs import token_logprobs
+from whisperx_api.pipeline.memory import release_freed_memory
 from whisperx_api.pipeline.models import (
     ComputeLimit,
     ModelCache,
@@ -228,6 +229,9 @@ class SpeechEngine:
 
         def lap(name: str) -> None:
             nonlocal clock
+            # the next stage's working set does not come on top of this one's
+            release_freed_memory()
+            release_pages(audio)
             now = time.perf_counter()
             timings[name] = round(now - clock, 3)
             clock = now

@@ -19,15 +19,31 @@ class Region:
     end: float
 
 
+# 5 s windows per forward pass. whisperx's 32 held 460 MB of activations at the peak of each
+# batch; 8 hold 90 MB and took 7 % longer (10 minutes of speech: 17.9 s vs 16.7 s, this machine)
+VAD_BATCH = 8
+# whisperx's load_vad_model values
+VAD_HYPERPARAMETERS = {"onset": 0.5, "offset": 0.363, "min_duration_on": 0.1, "min_duration_off": 0.1}
+
+
 class PyannoteVad:
     """whisperx's segmentation model from its own wheel (no hub)."""
 
     name = "pyannote"
 
     def __init__(self, device: str) -> None:
-        from whisperx.vads.pyannote import load_vad_model
+        from pathlib import Path
 
-        self._pipeline = load_vad_model(torch.device(device))
+        import whisperx
+        from pyannote.audio import Model
+        from whisperx.vads.pyannote import VoiceActivitySegmentation
+
+        weights = Path(whisperx.__file__).parent / "assets" / "pytorch_model.bin"
+        model = Model.from_pretrained(str(weights))
+        self._pipeline = VoiceActivitySegmentation(
+            segmentation=model, device=torch.device(device), batch_size=VAD_BATCH
+        )
+        self._pipeline.instantiate(VAD_HYPERPARAMETERS)
 
     def regions(self, audio: np.ndarray, vad: VadOptions, max_duration: float) -> list[Region]:
         from whisperx.vads.pyannote import Binarize
