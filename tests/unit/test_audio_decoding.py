@@ -4,13 +4,14 @@ stage's pages leave the process's memory."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.audio import silence
-from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, release_pages
+from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, pages_released, release_pages
 from whisperx_api.pipeline.errors import AudioProcessingError
 
 
@@ -42,6 +43,24 @@ def test_decoded_audio_is_ffmpegs_samples_mapped_from_a_file_that_is_gone(tmp_pa
     assert before - _resident_file_kb() > 3000
     assert np.array_equal(audio[:SAMPLE_RATE], np.frombuffer(piped, dtype=np.float32)[:SAMPLE_RATE])  # read again
     release_pages(np.zeros(10, dtype=np.float32))  # not a decoded file: nothing to do
+
+
+def test_pages_read_while_the_stages_run_leave_the_process_as_they_go(tmp_path: Path) -> None:
+    source = tmp_path / "tone.wav"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=60", str(source)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    audio = decode_audio(source)
+    expected = np.array(audio[: SAMPLE_RATE * 10])
+    with pages_released(audio, every_s=0.05):
+        float(audio.sum())  # a stage reads the whole recording
+        touched = _resident_file_kb()
+        deadline = time.monotonic() + 10
+        while touched - _resident_file_kb() < 3000:  # released within a few periods
+            assert time.monotonic() < deadline, "the pages stayed"
+            time.sleep(0.05)
+        assert np.array_equal(audio[: SAMPLE_RATE * 10], expected)  # read again, from the page cache
 
 
 def test_media_that_decodes_to_nothing_is_refused(tmp_path: Path) -> None:

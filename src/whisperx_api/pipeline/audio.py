@@ -7,6 +7,9 @@ import mmap
 import os
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,8 @@ AUDIO_EXTENSIONS = (".oga", ".m4a", ".aac", ".wav", ".amr", ".wma", ".awb", ".mp
 VIDEO_EXTENSIONS = (".wmv", ".mkv", ".avi", ".mov", ".mp4", ".webm")
 ALLOWED_EXTENSIONS = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
 PROBE_TIMEOUT_S = 60
+# while a pipeline runs, the decoded audio's pages it has read leave the process this often
+PAGE_RELEASE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,8 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     an unnamed temporary file beside the media, on the data volume, and the array maps that file.
     Reading the decoder's output into memory held the whole recording twice at the end of the
     decode (the pipe's chunks and their join) and once for the whole run; mapped, the pages a
-    stage reads are page cache the kernel can drop under pressure, and `release_pages` hands
-    them back after each stage. The file is gone from the disk once the array is.
+    stage reads are page cache the kernel can drop under pressure, and `pages_released` hands
+    them back while the stages run. The file is gone from the disk once the array is.
     """
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path), "-vn",
            "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-"]  # fmt: skip
@@ -151,3 +156,25 @@ def release_pages(audio: np.ndarray) -> None:
         base = base.obj
     if isinstance(base, mmap.mmap) and not base.closed:
         base.madvise(mmap.MADV_DONTNEED)
+
+
+@contextmanager
+def pages_released(audio: np.ndarray, every_s: float = PAGE_RELEASE_S) -> Iterator[None]:
+    """While the block runs, the decoded audio's pages leave the process every `every_s` seconds
+    and at its end, so its resident share is the few seconds of audio read since, whatever the
+    recording's length. Safe while other threads read the array: a page read again comes back
+    from the page cache."""
+    stop = threading.Event()
+
+    def release() -> None:
+        while not stop.wait(every_s):
+            release_pages(audio)
+
+    thread = threading.Thread(target=release, name="audio-pages", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        release_pages(audio)

@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 from whisperx_api.pipeline import align as align_stage
-from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, release_pages
+from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, pages_released
 from whisperx_api.pipeline.combine import assign_speakers, attribute
 from whisperx_api.pipeline.diarization import campp, embedded, hub
 from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
@@ -229,74 +229,73 @@ class SpeechEngine:
 
         def lap(name: str) -> None:
             nonlocal clock
-            # the next stage's working set does not come on top of this one's
-            release_freed_memory()
-            release_pages(audio)
+            release_freed_memory()  # the next stage's working set does not come on top of this one's
             now = time.perf_counter()
             timings[name] = round(now - clock, 3)
             clock = now
 
         progress("decoding", 0.0)
         audio = decode_audio(path)
-        duration = len(audio) / SAMPLE_RATE
-        lap("decode")
-        progress("vad", 0.05)
-        regions = self.speech_regions(audio, options.vad, options.whisper)
-        windows = merge_regions(
-            regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
-        )
-        lap("vad")
-        scored: list[dict[str, Any]] = []
-        with self.whisper_model(options.whisper) as model:
-            transcript = transcribe(
-                model,
-                audio,
-                windows,
-                options.whisper,
-                options.asr,
-                stage_span(progress, "transcribing", 0.1, 0.6),
-                (lambda segment: on_segment(transcript_from({"segments": [segment]}).segments[0]))
-                if on_segment
-                else None,
+        with pages_released(audio):  # a long recording's pages do not pile up in memory
+            duration = len(audio) / SAMPLE_RATE
+            lap("decode")
+            progress("vad", 0.05)
+            regions = self.speech_regions(audio, options.vad, options.whisper)
+            windows = merge_regions(
+                regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
             )
+            lap("vad")
+            scored: list[dict[str, Any]] = []
+            with self.whisper_model(options.whisper) as model:
+                transcript = transcribe(
+                    model,
+                    audio,
+                    windows,
+                    options.whisper,
+                    options.asr,
+                    stage_span(progress, "transcribing", 0.1, 0.6),
+                    (lambda segment: on_segment(transcript_from({"segments": [segment]}).segments[0]))
+                    if on_segment
+                    else None,
+                )
+                if options.token_logprobs:
+                    scored = token_logprobs(model, audio, transcript["segments"], transcript["language"])
+            lap("transcribe")
+            language = transcript["language"]
+            segments: list[dict[str, Any]] = transcript["segments"]
+            result: dict[str, Any] = {
+                "language": language,
+                "language_probability": transcript["language_probability"],
+                "duration": round(duration, 3),
+                "task": options.whisper.task,
+                "model": options.whisper.model,
+                "vad": options.vad.vad_method,
+            }
             if options.token_logprobs:
-                scored = token_logprobs(model, audio, transcript["segments"], transcript["language"])
-        lap("transcribe")
-        language = transcript["language"]
-        segments: list[dict[str, Any]] = transcript["segments"]
-        result: dict[str, Any] = {
-            "language": language,
-            "language_probability": transcript["language_probability"],
-            "duration": round(duration, 3),
-            "task": options.whisper.task,
-            "model": options.whisper.model,
-            "vad": options.vad.vad_method,
-        }
-        if options.token_logprobs:
-            result["logprobs"] = scored  # timed with "transcribe": it needs the same warm model
-        if align:
-            # after translation the text is English, so align it as English
-            align_language = "en" if options.whisper.task == "translate" else language
-            segments, result["alignment"] = self.align(
-                audio, segments, align_language, options, stage_span(progress, "aligning", 0.6, 0.75)
-            )
-            lap("align")
-        if diarize:
-            found = self.diarize(
-                audio, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95), options.vad,
-                regions,
-            )  # fmt: skip
-            lap("diarize")
-            segments = attribute(segments, found)
-            lap("combine")
-            result["diarization"] = found.describe()
-            result["speakers"] = found.speakers
-            if options.diarize.return_embeddings:
-                result["speaker_embeddings"] = found.embeddings
-        result["segments"] = segments
-        result["word_segments"] = [w for s in segments for w in s.get("words", [])]
-        result["timings"] = timings
-        return transcript_from(result)
+                result["logprobs"] = scored  # timed with "transcribe": it needs the same warm model
+            if align:
+                # after translation the text is English, so align it as English
+                align_language = "en" if options.whisper.task == "translate" else language
+                segments, result["alignment"] = self.align(
+                    audio, segments, align_language, options, stage_span(progress, "aligning", 0.6, 0.75)
+                )
+                lap("align")
+            if diarize:
+                found = self.diarize(
+                    audio, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95), options.vad,
+                    regions,
+                )  # fmt: skip
+                lap("diarize")
+                segments = attribute(segments, found)
+                lap("combine")
+                result["diarization"] = found.describe()
+                result["speakers"] = found.speakers
+                if options.diarize.return_embeddings:
+                    result["speaker_embeddings"] = found.embeddings
+            result["segments"] = segments
+            result["word_segments"] = [w for s in segments for w in s.get("words", [])]
+            result["timings"] = timings
+            return transcript_from(result)
 
     def align_transcript(
         self, path: Path, transcript: Transcript, options: PipelineOptions, progress: ProgressCallback
@@ -304,7 +303,8 @@ class SpeechEngine:
         audio = decode_audio(path)
         language = transcript.language or options.whisper.language or "en"
         given = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
-        segments, backend = self.align(audio, given, language, options, progress)
+        with pages_released(audio):
+            segments, backend = self.align(audio, given, language, options, progress)
         return transcript_from(
             {
                 "language": language, "duration": round(len(audio) / SAMPLE_RATE, 3), "alignment": backend,
@@ -314,7 +314,8 @@ class SpeechEngine:
 
     def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:
         audio = decode_audio(path)
-        found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
+        with pages_released(audio):
+            found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
         return Diarized(
             duration=round(len(audio) / SAMPLE_RATE, 3), diarization=Diarizer(**found.describe()),
             segments=[Turn(start=t.start, end=t.end, speaker=t.speaker) for t in found.turns],
