@@ -1,4 +1,5 @@
-"""Keeping long-lived objects out of the garbage collector's full collections.
+"""The process's memory: long-lived objects kept out of the garbage collector's full
+collections, and memory the pipeline's stages freed handed back to the system.
 
 With torch, whisperx and pyannote imported a process holds over half a million objects, and
 loaded models add about a hundred thousand more. A full collection walks them all: 0.6 s with
@@ -6,11 +7,20 @@ the GIL held, during which no request is answered (it was the /health p99 under 
 longer when it runs on a low-priority inference thread. Modules and loaded models live until
 the process ends or the model is unloaded, so the collector has nothing to find among them:
 they are frozen (gc.freeze), and unfrozen for the one collection that follows an unload.
+
+glibc's allocator keeps freed blocks in its per-thread arenas: after the VAD of a one-hour file
+the process held 140 MB it no longer used, and each later stage's working set came on top of
+it. malloc_trim returns them (measured: 1,427 -> 1,287 MB after that VAD; a warm inference
+process 1,412 -> 1,263 MB after a short file's run).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
+from collections.abc import Callable
 
 
 def freeze_long_lived() -> None:
@@ -23,3 +33,22 @@ def collect_unloaded() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim this way
+        return None
+    return trim
+
+
+def release_freed_memory() -> None:
+    """Hand the blocks freed since to the system (a pipeline stage's working set)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -62,6 +62,12 @@ def test_two_processes_share_one_admission_cap(two_servers: tuple[str, str, dict
         refused = httpx.post(f"{base}/service/probe", files={"file": ("c.wav", clip.read_bytes())})
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "SERVICE_OVERLOADED"
         assert refused.headers["retry-after"] == "10"
+    # refused before its body is read, a large upload still gets the answer: the server reads
+    # and drops the rest of the body (closing with unread data reset the connection: a ReadError)
+    large = b"\0" * (8 * 1024 * 1024)
+    for _ in range(3):
+        refused = httpx.post(f"{second}/service/probe", files={"file": ("c.wav", large)}, timeout=60)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "SERVICE_OVERLOADED"
     # a worker process runs the job; the job's end (not the request's) frees the slot everywhere
     worker = Process(["workers", "run"], env, tmp_path / "worker.log")
     try:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
+from whisperx_api.memory import release_freed_memory
 from whisperx_api.pipeline import align as align_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, pages_released
 from whisperx_api.pipeline.combine import assign_speakers, attribute
@@ -31,7 +32,6 @@ from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn
 from whisperx_api.pipeline.encoders import diarization_backend, pyannote_configured
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.logprobs import token_logprobs
-from whisperx_api.pipeline.memory import release_freed_memory
 from whisperx_api.pipeline.models import (
     ComputeLimit,
     ModelCache,

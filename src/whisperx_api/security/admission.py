@@ -16,7 +16,9 @@ from typing import Literal
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from whisperx_api.security.responses import send_error
+from whisperx_api.errors import DEPENDENCY_RETRY_AFTER_S
+from whisperx_api.outages import unavailable
+from whisperx_api.security.responses import refuse
 
 Path = Literal["sync", "async"]
 RETRY_AFTER_S = 10
@@ -88,9 +90,21 @@ def admission_gate(app: ASGIApp) -> ASGIApp:
                 else "async" if scope["path"].startswith(ASYNC_PREFIXES) else None
             )  # fmt: skip
             admission: Admission = scope["app"].state.runtime.admission
-            if path is not None and not await admission.has_room(path):
-                await send_error(
-                    send, 503, f"the service is at its limit of in-flight {path} transcription requests; retry later",
+            try:
+                room = path is None or await admission.has_room(path)
+            except Exception as exc:
+                down = unavailable(exc)
+                if down is None:
+                    raise
+                await refuse(
+                    receive, send, 503, f"{down} is unavailable; nothing was kept of this request, retry later",
+                    "DEPENDENCY_UNAVAILABLE", {"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)}, param=down,
+                )  # fmt: skip
+                return
+            if not room:
+                await refuse(
+                    receive, send, 503,
+                    f"the service is at its limit of in-flight {path} transcription requests; retry later",
                     "SERVICE_OVERLOADED", {"Retry-After": str(RETRY_AFTER_S)},
                 )  # fmt: skip
                 return

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from whisperx_api.security.responses import send_error
+from whisperx_api.security.responses import refuse
 
 # open to probes, to people reading the docs (Swagger/Scalar "Authorize" then sends the token) and
 # to the web page and its files (the page asks for the token and sends it with each request)
@@ -36,8 +36,8 @@ def bearer_auth(token: str) -> Callable[[ASGIApp], ASGIApp]:
             if supplied is not None and hmac.compare_digest(supplied, expected):
                 await app(scope, receive, send)
                 return
-            await send_error(
-                send, 401, "missing or invalid bearer token", "AUTHENTICATION_FAILED",
+            await refuse(
+                receive, send, 401, "missing or invalid bearer token", "AUTHENTICATION_FAILED",
                 {"WWW-Authenticate": 'Bearer realm="whisperx-api"'},
             )  # fmt: skip
 

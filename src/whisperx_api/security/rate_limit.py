@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from whisperx_api.security.auth import OPEN_PATHS
 from whisperx_api.security.callers import caller_key
 from whisperx_api.security.outbound import parse_networks
-from whisperx_api.security.responses import send_error
+from whisperx_api.security.responses import refuse
 from whisperx_api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def rate_limit(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
                     f"rate limit exceeded: {config.requests_per_minute} requests per minute"
                     f" and {config.burst} per second; retry in {retry_after}s"
                 )
-                await send_error(
-                    send, 429, message, "RATE_LIMIT_EXCEEDED", {**headers, "Retry-After": str(retry_after)}
+                await refuse(
+                    receive, send, 429, message, "RATE_LIMIT_EXCEEDED", {**headers, "Retry-After": str(retry_after)}
                 )
                 return
 

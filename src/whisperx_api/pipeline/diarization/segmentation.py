@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from whisperx_api.memory import release_freed_memory
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 from whisperx_api.pipeline.diarization import campp
 from whisperx_api.pipeline.diarization.clustering import spectral_labels
 from whisperx_api.pipeline.diarization.turns import Diarization, SpeakerTurn, first_appearance_names, normalise
-from whisperx_api.pipeline.memory import release_freed_memory
 from whisperx_api.pipeline.progress import ProgressCallback
 
 SEGMENTATION_MODEL = "pyannote-segmentation-3.0"
