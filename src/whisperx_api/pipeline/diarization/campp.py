@@ -90,14 +90,11 @@ class CamppEncoder:
 
     def embed_tensor(self, waveform: torch.Tensor) -> np.ndarray | None:
         """One vector for a stretch of one voice, or None when it is too short to say much."""
-        if waveform.numel() < 400:  # shorter than one 25 ms filterbank frame
+        feats = _features(waveform)
+        if feats is None:
             return None
-        feats = fbank(waveform.float().cpu())
-        if feats.shape[0] < MIN_FRAMES:
-            return None
-        feats = centre(feats, MAX_EMBED_FRAMES)
         with torch.inference_mode():
-            vector = self.model((feats - feats.mean(dim=0, keepdim=True))[None].to(self.device))
+            vector = self.model(feats[None].to(self.device))
         return np.asarray(vector.float().cpu().numpy()[0])
 
     def embed_batch(
@@ -111,13 +108,9 @@ class CamppEncoder:
             for first in range(0, len(clips), BATCH):
                 by_length: dict[int, list[tuple[int, torch.Tensor]]] = {}  # one forward pass per length
                 for index in range(first, min(first + BATCH, len(clips))):
-                    if clips[index].numel() < 400:
-                        continue
-                    feats = fbank(clips[index].float().cpu())
-                    if feats.shape[0] < MIN_FRAMES:
-                        continue
-                    feats = centre(feats, MAX_EMBED_FRAMES)
-                    by_length.setdefault(feats.shape[0], []).append((index, feats - feats.mean(dim=0, keepdim=True)))
+                    feats = _features(clips[index])
+                    if feats is not None:
+                        by_length.setdefault(feats.shape[0], []).append((index, feats))
                 for group in by_length.values():
                     out = self.model(torch.stack([f for _, f in group]).to(self.device)).float().cpu().numpy()
                     for (index, _), vector in zip(group, out, strict=True):
@@ -128,3 +121,15 @@ class CamppEncoder:
 
     def embed(self, audio: np.ndarray) -> np.ndarray | None:
         return self.embed_tensor(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)))
+
+
+def _features(waveform: torch.Tensor) -> torch.Tensor | None:
+    """The mean-normalised filterbank CAM++ takes (its middle MAX_EMBED_FRAMES at most), or None
+    when the clip is too short to say much."""
+    if waveform.numel() < 400:  # shorter than one 25 ms filterbank frame
+        return None
+    feats = fbank(waveform.float().cpu())
+    if feats.shape[0] < MIN_FRAMES:
+        return None
+    feats = centre(feats, MAX_EMBED_FRAMES)
+    return feats - feats.mean(dim=0, keepdim=True)
