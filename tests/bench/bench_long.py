@@ -48,6 +48,16 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: a page shared by n processes (the libraries granian's forked
+    worker shares with its parent, say) counts 1/n in each, so the sum over the server's
+    processes is the memory they take together, which a sum of RSS overstates."""
+    with contextlib.suppress(OSError, StopIteration):
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        return int(next(line.split()[1] for line in rollup if line.startswith("Pss:"))) / 1024
+    return 0.0
+
+
 @dataclass
 class MemoryTrace:
     """RSS of the server's processes (granian, its web worker, the inference process) every
@@ -55,8 +65,8 @@ class MemoryTrace:
 
     pid: int
     stage: str = "idle"
-    # (s, stage, RSS of all, RSS of the largest, RssAnon of all)
-    samples: list[tuple[float, str, float, float, float]] = field(default_factory=list)
+    # (s, stage, RSS of all, RSS of the largest, RssAnon of all, PSS of all)
+    samples: list[tuple[float, str, float, float, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -71,13 +81,15 @@ class MemoryTrace:
             processes = [self.pid, *descendants(self.pid)]
             each = [rss_mb(p) for p in processes]
             anon = sum(rss_mb(p, "RssAnon") for p in processes)
+            pss = sum(pss_mb(p) for p in processes)
             self.samples.append(
-                (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(anon))
-            )
+                (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(anon),
+                 round(pss))
+            )  # fmt: skip
 
-    def peak(self) -> tuple[float, float, float]:
-        """Highest RSS of all processes, of the largest one, and RssAnon of all."""
-        return tuple(max(s[i] for s in self.samples) for i in (2, 3, 4))  # type: ignore[return-value]
+    def peak(self) -> tuple[float, float, float, float]:
+        """Highest RSS of all processes, of the largest one, RssAnon of all and PSS of all."""
+        return tuple(max(s[i] for s in self.samples) for i in (2, 3, 4, 5))  # type: ignore[return-value]
 
 
 def transcribe(http: httpx.Client, path: Path, trace: MemoryTrace) -> dict[str, Any]:
@@ -126,6 +138,7 @@ def plot(trace: MemoryTrace, title: str, out: Path) -> None:
     axes.plot(minutes, [s[2] for s in trace.samples], label="all server processes", linewidth=1)
     axes.plot(minutes, [s[3] for s in trace.samples], label="largest process (inference)", linewidth=1)
     axes.plot(minutes, [s[4] for s in trace.samples], label="all, without mapped files (RssAnon)", linewidth=1)
+    axes.plot(minutes, [s[5] for s in trace.samples], label="all, shared pages once (PSS)", linewidth=1)
     start = 0
     for index in range(1, len(trace.samples) + 1):  # the stages as labelled bands
         if index == len(trace.samples) or trace.samples[index][1] != trace.samples[start][1]:
@@ -163,7 +176,7 @@ def main() -> None:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
                 trace.start()
                 time.sleep(2)
-                idle_all, idle_largest, idle_anon = trace.peak()
+                idle_all, idle_largest, idle_anon, idle_pss = trace.peak()
                 started = time.monotonic()
                 task = transcribe(http, recording.path, trace)
                 wall = time.monotonic() - started
@@ -179,8 +192,9 @@ def main() -> None:
                     "speakers": result["speakers"],
                     **scores(recording, result["segments"]),
                     "rss_idle_all_mb": idle_all, "rss_idle_largest_mb": idle_largest, "anon_idle_all_mb": idle_anon,
+                    "pss_idle_all_mb": idle_pss,
                     "rss_peak_all_mb": whole_peak[0], "rss_peak_largest_mb": whole_peak[1],
-                    "anon_peak_all_mb": whole_peak[2],
+                    "anon_peak_all_mb": whole_peak[2], "pss_peak_all_mb": whole_peak[3],
                 }  # fmt: skip
                 print(json.dumps(row), flush=True)
                 if args.pieces_minutes:
