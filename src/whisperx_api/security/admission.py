@@ -16,12 +16,33 @@ from typing import Literal
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from whisperx_api.errors import DEPENDENCY_RETRY_AFTER_S
+from whisperx_api.errors import DEPENDENCY_RETRY_AFTER_S, ApiError
 from whisperx_api.outages import unavailable
 from whisperx_api.security.responses import refuse
 
 Path = Literal["sync", "async"]
 RETRY_AFTER_S = 10
+
+
+def overloaded(path: Path) -> ApiError:
+    """A request refused because its path is at the cap (here at the gate, or at submit)."""
+    return ApiError(
+        503, f"the service is at its limit of in-flight {path} transcription requests; retry later",
+        "SERVICE_OVERLOADED", headers={"Retry-After": str(RETRY_AFTER_S)},
+    )  # fmt: skip
+
+
+def dependency_error(exc: BaseException) -> ApiError | None:
+    """A request refused before anything of it was kept because `exc` says Redis or the database
+    is down (None for any other error)."""
+    down = unavailable(exc)
+    if down is None:
+        return None
+    return ApiError(
+        503, f"{down} is unavailable; nothing was kept of this request, retry later", "DEPENDENCY_UNAVAILABLE", down,
+        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)},
+    )  # fmt: skip
+
 
 ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -93,20 +114,14 @@ def admission_gate(app: ASGIApp) -> ASGIApp:
             try:
                 room = path is None or await admission.has_room(path)
             except Exception as exc:
-                down = unavailable(exc)
-                if down is None:
+                error = dependency_error(exc)
+                if error is None:
                     raise
-                await refuse(
-                    receive, send, 503, f"{down} is unavailable; nothing was kept of this request, retry later",
-                    "DEPENDENCY_UNAVAILABLE", {"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)}, param=down,
-                )  # fmt: skip
+                await refuse(receive, send, error)
                 return
             if not room:
-                await refuse(
-                    receive, send, 503,
-                    f"the service is at its limit of in-flight {path} transcription requests; retry later",
-                    "SERVICE_OVERLOADED", {"Retry-After": str(RETRY_AFTER_S)},
-                )  # fmt: skip
+                assert path is not None  # a request on no path always has room
+                await refuse(receive, send, overloaded(path))
                 return
         await app(scope, receive, send)
 

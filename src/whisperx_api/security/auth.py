@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from whisperx_api.errors import ApiError
 from whisperx_api.security.responses import refuse
 
 # open to probes, to people reading the docs (Swagger/Scalar "Authorize" then sends the token) and
@@ -37,8 +38,10 @@ def bearer_auth(token: str) -> Callable[[ASGIApp], ASGIApp]:
                 await app(scope, receive, send)
                 return
             await refuse(
-                receive, send, 401, "missing or invalid bearer token", "AUTHENTICATION_FAILED",
-                {"WWW-Authenticate": 'Bearer realm="whisperx-api"'},
+                receive, send, ApiError(
+                    401, "missing or invalid bearer token", "AUTHENTICATION_FAILED",
+                    headers={"WWW-Authenticate": 'Bearer realm="whisperx-api"'},
+                ),
             )  # fmt: skip
 
         return middleware

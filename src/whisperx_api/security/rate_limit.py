@@ -17,6 +17,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
+from whisperx_api.errors import ApiError
 from whisperx_api.security.auth import OPEN_PATHS
 from whisperx_api.security.callers import caller_key
 from whisperx_api.security.outbound import parse_networks
@@ -80,8 +81,9 @@ def rate_limit(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
                     f" and {config.burst} per second; retry in {retry_after}s"
                 )
                 await refuse(
-                    receive, send, 429, message, "RATE_LIMIT_EXCEEDED", {**headers, "Retry-After": str(retry_after)}
-                )
+                    receive, send,
+                    ApiError(429, message, "RATE_LIMIT_EXCEEDED", headers={**headers, "Retry-After": str(retry_after)}),
+                )  # fmt: skip
                 return
 
             async def send_with_headers(message: Message) -> None:

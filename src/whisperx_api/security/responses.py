@@ -8,7 +8,7 @@ import time
 import msgspec
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Send
 
-from whisperx_api.errors import ErrorBody, ErrorDetail, error_type
+from whisperx_api.errors import ApiError, ErrorBody, ErrorDetail, error_type
 
 # A refused request's body is read and dropped, up to this much and this long, after the answer
 # is sent: a server that closes a connection with unread data resets it, and a client still
@@ -18,14 +18,13 @@ DRAIN_MAX_BYTES = 256 * 1024 * 1024
 DRAIN_MAX_S = 30.0
 
 
-async def refuse(
-    receive: Receive, send: Send, status: int, message: str, code: str, headers: dict[str, str] | None = None,
-    param: str | None = None,
-) -> None:  # fmt: skip
-    """Answer with the error, then read the rest of the request's body and drop it."""
-    body = msgspec.json.encode(ErrorBody(ErrorDetail(message, error_type(status), code, param)))
+async def refuse(receive: Receive, send: Send, error: ApiError) -> None:
+    """Answer with the error (the one error body, as the exception handlers write it), then read
+    the rest of the request's body and drop it."""
+    status = error.status_code
+    body = msgspec.json.encode(ErrorBody(ErrorDetail(error.message, error_type(status), error.code, error.param)))
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
     start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": raw}
     await send(start)
     await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))

@@ -30,7 +30,7 @@ import msgspec
 from saq import Job
 
 from whisperx_api.db.models import ACTIVE_STATUSES, INLINE_TYPES, Task, TaskStatus, TaskType
-from whisperx_api.errors import DEPENDENCY_RETRY_AFTER_S, ApiError
+from whisperx_api.errors import ApiError
 from whisperx_api.jobs.queue import enqueue, forget_job, job_is_live
 from whisperx_api.media.intake import FetchMedia, StoredMedia
 from whisperx_api.media.storage import MediaStore
@@ -39,7 +39,7 @@ from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.progress import Progress
 from whisperx_api.pipeline.results import Diarized, Segment, Transcript
 from whisperx_api.runtime import Runtime
-from whisperx_api.security.admission import RETRY_AFTER_S
+from whisperx_api.security.admission import RETRY_AFTER_S, dependency_error, overloaded
 from whisperx_api.speaker_library.naming import linked_speaker, rename
 from whisperx_api.tasks.events import SegmentEvent, TaskEvent
 from whisperx_api.tasks.reads import TaskReader
@@ -140,28 +140,11 @@ def _segment_event(segment: Segment) -> TaskEvent:
     )
 
 
-def overloaded(kind: str) -> ApiError:
-    return ApiError(
-        503, f"the service is at its limit of in-flight {kind} transcription requests; retry later",
-        "SERVICE_OVERLOADED", headers={"Retry-After": str(RETRY_AFTER_S)},
-    )  # fmt: skip
-
-
-def dependency_error(exc: BaseException) -> ApiError | None:
-    down = unavailable(exc)
-    if down is None:
-        return None
-    return ApiError(
-        503, f"{down} is unavailable; nothing was kept of this request, retry later", "DEPENDENCY_UNAVAILABLE", down,
-        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)},
-    )  # fmt: skip
-
-
 class TranscriptionService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.reads = TaskReader(runtime.db)  # tasks as GET /task shows them (also the callback's body)
+        self.reads = TaskReader(runtime.reads)  # tasks as GET /task shows them (also the callback's body)
         self.rows = TaskRows(runtime.db, counted=self.reads.forget_totals)
         self.events = runtime.events
         self.draining = False
