@@ -12,6 +12,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from whisperx_api.db.config import make_db_config, upgrade_database_async
+from whisperx_api.db.read_engine import ReadEngine, make_read_engine
 from whisperx_api.jobs.queue import TaskQueue
 from whisperx_api.media.storage import MediaStore
 from whisperx_api.redis_embedded import EmbeddedRedis
@@ -38,9 +39,12 @@ class Runtime:
         queue: TaskQueue,
         media: MediaStore,
         embedded_redis: EmbeddedRedis | None = None,
+        *,
+        null_pool: bool = False,
     ) -> None:
         self.settings = settings
         self.db = db
+        self.reads: ReadEngine = make_read_engine(settings, null_pool=null_pool)  # the task API's reads
         self.queue = queue
         self.media = media
         self.voice_samples = MediaStore(settings.data_dir / "voice_samples")
@@ -121,6 +125,7 @@ class Runtime:
             queue=queue,
             media=MediaStore(settings.media_dir),
             embedded_redis=embedded,
+            null_pool=null_pool,
         )
 
     async def close(self) -> None:
@@ -130,9 +135,10 @@ class Runtime:
             await asyncio.wait_for(self.queue.disconnect(), 5)
         except Exception:
             logger.warning("queue did not disconnect cleanly", exc_info=True)
-        try:
-            await self.db.get_engine().dispose()
-        except Exception:
-            logger.warning("database engine did not close cleanly", exc_info=True)
+        for engine in (self.db.get_engine(), self.reads):
+            try:
+                await engine.dispose()
+            except Exception:
+                logger.warning("database engine did not close cleanly", exc_info=True)
         if self.embedded_redis is not None:
             self.embedded_redis.stop()

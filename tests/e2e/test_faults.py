@@ -64,6 +64,14 @@ def runs(*logs: Path) -> dict[str, int]:
     return counts
 
 
+async def drop_connections(admin: asyncpg.Connection, database: str) -> None:
+    """Every connection to the database ended by the server, as a restart would."""
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        database,
+    )
+
+
 def recovery(fault: str, seconds: float) -> None:
     print(f"RECOVERY {fault} {seconds:.1f}")
 
@@ -185,11 +193,10 @@ async def test_submissions_while_a_dependency_is_down_leave_nothing_behind(
             recovery("redis-down-at-submission:accepting", time.monotonic() - back)
 
             # the database down: the slot and the upload are given back
+            # (a read first, so the reads' pool holds a connection the outage will kill)
+            assert (await http.get("/task/all")).status_code == 200
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
+            await drop_connections(admin, name)
             response = await http.post("/service/transcribe", **upload)
             error = response.json()["error"]
             assert response.status_code == 503 and (error["code"], error["param"]) == (
@@ -202,6 +209,12 @@ async def test_submissions_while_a_dependency_is_down_leave_nothing_behind(
             listing = await http.get("/task/all")
             assert listing.status_code == 503 and listing.json()["error"]["param"] == "database"
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert (await http.get("/task/all")).status_code == 200
+            # a database restart between two reads (every connection dropped, none refused):
+            # the next read is answered, not failed on its pooled connection
+            await drop_connections(admin, name)
+            listing = await http.get("/task/all")
+            assert listing.status_code == 200 and listing.json()["total"] == 1, listing.text
             back = time.monotonic()
             again = await http.post("/service/transcribe", **upload)
             assert again.status_code == 200, again.text
@@ -229,10 +242,7 @@ async def test_a_finished_task_waits_for_the_database_to_record_its_result(
             identifier = submit(http, clips["long"])
             wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120)
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
+            await drop_connections(admin, name)
             wait_until(lambda: "unavailable for its final state" in log.read_text(), 120)
             time.sleep(3)  # the pipeline is done; its result waits for the database
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

@@ -1,7 +1,8 @@
 """Reading tasks for /task: one task, or a page of summaries (the columns a list shows).
 
-Core selects on a plain connection, not ORM sessions: a read needs no identity map or unit of
-work, and skipping them doubled the reads a web process serves (tests/bench/bench_tasks_api.py)."""
+Core selects through the read engine (db/read_engine.py), not ORM sessions: a read needs no
+identity map or unit of work, and skipping them doubled the reads a web process serves
+(tests/bench/bench_tasks_api.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from sqlalchemy import Row, Text, and_, bindparam, cast, func, or_, select
 
 from whisperx_api.db.models import Task
+from whisperx_api.db.read_engine import ReadEngine
 from whisperx_api.errors import ApiError
 from whisperx_api.tasks.schemas import SUMMARY_COLUMNS
 
@@ -62,8 +63,8 @@ class Cursor:
 
 
 class TaskReader:
-    def __init__(self, db: SQLAlchemyAsyncConfig) -> None:
-        self._engine = db.get_engine()
+    def __init__(self, db: ReadEngine) -> None:
+        self._db = db
         # how many tasks match each status filter (None: all), and when it was counted: a count
         # walks a whole index (a million tasks: tens of ms) while the page beside it reads 20 rows
         self._totals: dict[str | None, tuple[float, int]] = {}
@@ -74,8 +75,8 @@ class TaskReader:
 
     async def get(self, task_id: UUID) -> TaskRecord | None:
         """The task's DETAIL_COLUMNS (attributes named as Task's), or None."""
-        async with self._engine.connect() as connection:
-            return (await connection.execute(_ONE_TASK, {"task_id": task_id})).first()
+        (rows,) = await self._db.fetch((_ONE_TASK, {"task_id": task_id}))
+        return rows[0] if rows else None
 
     async def page(
         self, *, limit: int, offset: int, status: str | None, after: Cursor | None = None
@@ -96,10 +97,10 @@ class TaskReader:
             )
         query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit).offset(offset)
         known = self._totals.get(status)
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-            if known is not None and time.monotonic() - known[0] < TOTAL_MAX_AGE_S:
-                return rows, known[1]
-            total = int((await connection.execute(count)).scalar_one())
+        if known is not None and time.monotonic() - known[0] < TOTAL_MAX_AGE_S:
+            (rows,) = await self._db.fetch((query, {}))
+            return rows, known[1]
+        rows, counted = await self._db.fetch((query, {}), (count, {}))
+        total = int(counted[0][0])
         self._totals[status] = (time.monotonic(), total)
         return rows, total
