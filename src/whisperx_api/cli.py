@@ -32,7 +32,7 @@ def main() -> None:
 @click.option("--workers", "web_workers", default=1, show_default=True, type=int, help="web processes")
 def run(host: str, port: int, web_workers: int) -> None:
     """Serve the API with granian; each web process also runs a queue worker unless WORKER_IN_PROCESS=false."""
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.server import Server
 
     from whisperx_api.db.config import upgrade_database
@@ -58,6 +58,9 @@ def run(host: str, port: int, web_workers: int) -> None:
             address=host,
             port=port,
             interface=Interfaces.ASGI,
+            # uvloop, named rather than left to granian's "auto" (which would take an experimental
+            # loop were one installed): reads served per process (tests/bench/bench_tasks_api.py)
+            loop=Loops.uvloop,
             workers=web_workers,
             factory=True,
             log_access=False,
