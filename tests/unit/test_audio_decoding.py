@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.audio import silence
-from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, pages_released, release_pages
+from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, memory_released, release_pages
 from whisperx_api.pipeline.errors import AudioProcessingError
 
 
@@ -53,7 +53,7 @@ def test_pages_read_while_the_stages_run_leave_the_process_as_they_go(tmp_path: 
     )  # fmt: skip
     audio = decode_audio(source)
     expected = np.array(audio[: SAMPLE_RATE * 10])
-    with pages_released(audio, every_s=0.05):
+    with memory_released(audio, every_s=0.05):
         float(audio.sum())  # a stage reads the whole recording
         touched = _resident_file_kb()
         deadline = time.monotonic() + 10

@@ -24,7 +24,7 @@ import numpy as np
 
 from whisperx_api.memory import release_freed_memory
 from whisperx_api.pipeline import align as align_stage
-from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, pages_released
+from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, memory_released
 from whisperx_api.pipeline.combine import assign_speakers, attribute
 from whisperx_api.pipeline.diarization import campp, embedded, hub
 from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
@@ -236,7 +236,7 @@ class SpeechEngine:
 
         progress("decoding", 0.0)
         audio = decode_audio(path)
-        with pages_released(audio):  # a long recording's pages do not pile up in memory
+        with memory_released(audio):  # neither the audio nor freed memory piles up over a long recording
             duration = len(audio) / SAMPLE_RATE
             lap("decode")
             progress("vad", 0.05)
@@ -303,7 +303,7 @@ class SpeechEngine:
         audio = decode_audio(path)
         language = transcript.language or options.whisper.language or "en"
         given = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
-        with pages_released(audio):
+        with memory_released(audio):
             segments, backend = self.align(audio, given, language, options, progress)
         return transcript_from(
             {
@@ -314,7 +314,7 @@ class SpeechEngine:
 
     def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:
         audio = decode_audio(path)
-        with pages_released(audio):
+        with memory_released(audio):
             found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
         return Diarized(
             duration=round(len(audio) / SAMPLE_RATE, 3), diarization=Diarizer(**found.describe()),
