@@ -58,9 +58,11 @@ def run(host: str, port: int, web_workers: int) -> None:
             address=host,
             port=port,
             interface=Interfaces.ASGI,
-            # uvloop, named rather than left to granian's "auto" (which would take an experimental
-            # loop were one installed): reads served per process (tests/bench/bench_tasks_api.py)
-            loop=Loops.uvloop,
+            # asyncio's loop, named: granian's "auto" takes uvloop (or rloop) when installed, and
+            # their loops do not let the lifespan chain its drain in front of granian's stop
+            # signal handler (signals.py), so a stop would wait for long requests instead of
+            # ending them after SHUTDOWN_GRACE_S (tests/e2e/test_graceful_stop.py failed so)
+            loop=Loops.asyncio,
             workers=web_workers,
             factory=True,
             log_access=False,
