@@ -10,6 +10,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 Dependency = Literal["redis", "database"]
+
+
+class DatabaseUnreachable(Exception):
+    """No connection to the database could be made (refused, unreachable); raised by readers that
+    talk to the driver without SQLAlchemy (db/read_engine.py), whose errors would say it."""
+
+
 # driver errors (by class name, so no driver has to be imported) that mean "no usable connection"
 _DATABASE_CONNECTION_ERRORS = {
     "CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError", "InterfaceError",
@@ -25,7 +32,7 @@ def unavailable(exc: BaseException) -> Dependency | None:
         seen.add(id(current))
         if isinstance(current, RedisConnectionError | RedisTimeoutError):
             return "redis"
-        if isinstance(current, OperationalError | InterfaceError):
+        if isinstance(current, OperationalError | InterfaceError | DatabaseUnreachable):
             return "database"
         if isinstance(current, DBAPIError) and (
             current.connection_invalidated or current.statement is None  # failed to connect at all

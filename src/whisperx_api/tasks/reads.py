@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, Text, and_, bindparam, cast, func, or_, select
+from sqlalchemy import Select, Text, and_, bindparam, cast, func, or_, select
 
 from whisperx_api.db.models import Task
 from whisperx_api.db.read_engine import ReadEngine
@@ -67,8 +67,9 @@ _COUNTS = {
 }
 
 
-# a row of DETAIL_COLUMNS: attributes named as Task's, `params` and `result` as JSON text
-TaskRecord = Row[*tuple[Any, ...]]
+# a row of DETAIL_COLUMNS: attributes named as Task's, `params` and `result` as JSON text (the
+# read engine's row type: SQLAlchemy's on SQLite, asyncpg's on PostgreSQL)
+TaskRecord = Any
 
 
 class Cursor:

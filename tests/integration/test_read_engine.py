@@ -1,0 +1,101 @@
+"""The task API's read engine (db/read_engine.py) on real SQLite and PostgreSQL: the same rows on
+both (PostgreSQL's come from asyncpg without SQLAlchemy's types), a read cut by a database restart
+run again, a database that refuses connections reported as the outage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import pytest
+from sqlalchemy import func, literal, select
+
+from tests.support import PG_ADMIN_DSN, free_port, make_settings
+from whisperx_api.db.config import make_db_config, upgrade_database
+from whisperx_api.db.models import Task
+from whisperx_api.db.read_engine import make_read_engine
+from whisperx_api.outages import unavailable
+from whisperx_api.settings import Settings
+from whisperx_api.tasks.reads import Cursor, TaskReader
+from whisperx_api.tasks.schemas import to_detail, to_summary
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def store_tasks(settings: Settings, count: int) -> list[uuid.UUID]:
+    await asyncio.to_thread(upgrade_database, settings)
+    config = make_db_config(settings, null_pool=True)
+    ids = []
+    async with config.get_session() as session:
+        for i in range(count):
+            task = Task(
+                id=uuid.uuid4(), status=("completed", "failed")[i % 2], task_type="full_process",
+                params={"language": "en"}, progress=1.0, attempts=1, file_name=f"f{i}.wav",
+                result={"segments": [{"start": 0.5, "end": 1.0, "text": "hi"}]}, error_message="boom",
+            )  # fmt: skip
+            session.add(task)
+            ids.append(task.id)
+            await session.flush()
+        await session.commit()
+    await config.get_engine().dispose()
+    return ids
+
+
+async def test_a_task_and_its_list_read_the_same_on_both_databases(settings: Settings) -> None:
+    ids = await store_tasks(settings, 5)
+    reads = make_read_engine(settings)
+    reader = TaskReader(reads)
+    try:
+        task = await reader.get(ids[0])
+        assert task is not None and task.id == ids[0] and task.created_at.tzinfo is not None
+        assert task.created_at.utcoffset() == UTC.utcoffset(None)
+        detail = msgspec.json.decode(msgspec.json.encode(to_detail(task)))
+        assert detail["identifier"] == str(ids[0]) and detail["error"] is None
+        assert detail["result"] == {"segments": [{"start": 0.5, "end": 1.0, "text": "hi"}]}
+        assert detail["metadata"]["task_params"] == {"language": "en"}
+        assert detail["metadata"]["created_at"].endswith("Z")
+        assert await reader.get(uuid.uuid4()) is None
+
+        rows, total = await reader.page(limit=2, offset=0, status="failed")
+        assert total == 2 and [r.id for r in rows] == [ids[3], ids[1]]
+        assert to_summary(rows[0]).error is not None
+        rows, total = await reader.page(limit=2, offset=0, status=None, after=Cursor(rows[0].created_at, rows[0].id))
+        assert total == 5 and [r.id for r in rows] == [ids[2], ids[1]]
+        rows, _ = await reader.page(limit=10, offset=3, status=None)
+        assert [r.id for r in rows] == [ids[1], ids[0]]
+    finally:
+        await reads.dispose()
+
+
+async def test_a_read_cut_by_a_database_restart_is_run_again(tmp_path: Path, pg_database: str) -> None:
+    reads = make_read_engine(make_settings(tmp_path / "data", pg_database))
+    name = pg_database.rsplit("/", 1)[-1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        slow = select(func.pg_sleep(1.5), literal(7).label("seven"))
+        reading = asyncio.create_task(reads.fetch((slow, {})))
+        await asyncio.sleep(0.5)  # the read is running on its connection
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND state = 'active'",
+            name,
+        )
+        assert ended == 1
+        ((row,),) = await asyncio.wait_for(reading, 30)
+        assert row.seven == 7
+    finally:
+        await admin.close()
+        await reads.dispose()
+
+
+async def test_a_database_that_refuses_connections_is_the_outage(tmp_path: Path) -> None:
+    reads = make_read_engine(make_settings(tmp_path / "data", f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/x"))
+    try:
+        with pytest.raises(Exception) as refused:
+            await reads.fetch((select(literal(1)), {}))
+        assert unavailable(refused.value) == "database"
+    finally:
+        await reads.dispose()
