@@ -1,5 +1,6 @@
 """The task list with many stored tasks (default 1,000,000): GET /task/all?limit=20 at offset 0,
-at offset 10,000, and at the same depth through `cursor`, on SQLite and PostgreSQL.
+1,000 (the deepest page read on the event loop, tasks/reads.py SHALLOW_OFFSET) and 10,000, and
+at the depth 10,000 through `cursor`, on SQLite and PostgreSQL.
 
 uv run python tests/bench/bench_task_list.py [--tasks 1000000] [--database sqlite|postgresql|both]
 
@@ -103,6 +104,7 @@ def run_one(kind: str, db_url: str, count: int, workdir: Path) -> list[dict[str,
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             cases = {
                 "limit=20": {"limit": 20},
+                "limit=20&offset=1000": {"limit": 20, "offset": 1_000},
                 "limit=20&offset=10000": {"limit": 20, "offset": 10_000},
                 "limit=20&cursor (depth 10000)": {"limit": 20, "cursor": cursor_at(client, 10_000)},
                 "limit=20&status=failed": {"limit": 20, "status": "failed"},

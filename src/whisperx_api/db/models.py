@@ -54,8 +54,9 @@ INLINE_TYPES = (
 class Task(UUIDAuditBase):
     __tablename__ = "task"
     __table_args__ = (
-        Index("ix_task_status_created_at", "status", "created_at"),
-        Index("ix_task_created_at", "created_at"),
+        # the task list's order, whole: (created_at, id) desc, so no page is sorted again
+        Index("ix_task_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_task_created_at_id", "created_at", "id"),
     )
 
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.QUEUED.value)
