@@ -5,6 +5,7 @@ run again, a database that refuses connections reported as the outage."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from datetime import UTC
 from pathlib import Path
@@ -13,6 +14,7 @@ import asyncpg
 import msgspec
 import pytest
 from sqlalchemy import func, literal, select
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from tests.support import PG_ADMIN_DSN, free_port, make_settings
 from whisperx_api.db.config import make_db_config, upgrade_database
@@ -20,7 +22,7 @@ from whisperx_api.db.models import Task
 from whisperx_api.db.read_engine import make_read_engine
 from whisperx_api.outages import unavailable
 from whisperx_api.settings import Settings
-from whisperx_api.tasks.reads import Cursor, TaskReader
+from whisperx_api.tasks.reads import _PAGES, Cursor, TaskReader
 from whisperx_api.tasks.schemas import to_detail, to_summary
 
 pytestmark = pytest.mark.timeout(120)
@@ -99,3 +101,32 @@ async def test_a_database_that_refuses_connections_is_the_outage(tmp_path: Path)
         assert unavailable(refused.value) == "database"
     finally:
         await reads.dispose()
+
+
+async def test_every_page_of_the_list_is_read_through_an_index_in_its_order(tmp_path: Path) -> None:
+    """SQLite's plan of each list statement: no sort of its own, and a cursor page is a seek
+    (an OR of the two conditions made SQLite scan from the top: a million tasks deep, a million
+    rows)."""
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'records.db'}")
+    await asyncio.to_thread(upgrade_database, settings)
+    connection = sqlite3.connect(tmp_path / "records.db")
+    try:
+        for (by_status, after_cursor), statement in _PAGES.items():
+            compiled = statement.compile(dialect=sqlite_dialect())
+            values = {
+                "status": "failed",
+                "after_created_at": "2026-01-01",
+                "after_id": b"0" * 16,
+                "limit": 20,
+                "offset": 0,
+            }
+            plan = " | ".join(
+                row[3]
+                for row in connection.execute(
+                    f"EXPLAIN QUERY PLAN {compiled.string}", [values[n] for n in compiled.positiontup or ()]
+                )
+            )
+            assert "TEMP B-TREE" not in plan and "INDEX ix_task_" in plan, plan
+            assert ("SEARCH" in plan) == (by_status or after_cursor), plan
+    finally:
+        connection.close()

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Text, and_, bindparam, cast, func, or_, select
+from sqlalchemy import Select, Text, bindparam, cast, func, select, tuple_
 
 from whisperx_api.db.models import Task
 from whisperx_api.db.read_engine import ReadEngine
@@ -53,13 +53,12 @@ def _page_query(*, by_status: bool, after_cursor: bool) -> Select[*tuple[Any, ..
     if by_status:
         query = query.where(Task.status == bindparam("status"))
     if after_cursor:  # rows after the cursor's, in (created_at desc, id desc) order
-        after_created_at = bindparam("after_created_at", type_=Task.created_at.type)
-        query = query.where(
-            or_(
-                Task.created_at < after_created_at,
-                and_(Task.created_at == after_created_at, Task.id < bindparam("after_id", type_=Task.id.type)),
-            )
+        # as one row-value comparison, which both databases seek in the (created_at, id) index;
+        # written as `created_at < x OR (created_at = x AND id < y)` SQLite scanned from the top
+        after = tuple_(
+            bindparam("after_created_at", type_=Task.created_at.type), bindparam("after_id", type_=Task.id.type)
         )
+        query = query.where(tuple_(Task.created_at, Task.id) < after)
     return query.order_by(Task.created_at.desc(), Task.id.desc()).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
