@@ -1,6 +1,6 @@
 """The task list's `total` (tasks/reads.py): counted with the first page, then again at most once
 per TOTAL_MAX_AGE_S by one background read however many pages find it old; this process's own
-changes show at once. The database is a fake here (counts and pages on demand, named as such);
+changes show at once, with one count for all the pages that wait for it. The database is a fake here (counts and pages on demand, named as such);
 the real reads are tested in tests/integration/test_read_engine.py."""
 
 from __future__ import annotations
@@ -83,3 +83,13 @@ async def test_a_change_made_here_shows_at_once_and_an_older_recount_is_not_kept
     assert await totals(reader, 1) == [6]
     await settle()  # the recount begun before has ended: its 5 is not kept
     assert await totals(reader, 1) == [6]
+
+
+async def test_pages_after_a_change_here_share_one_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reads, "TOTAL_MAX_AGE_S", 3600)
+    db = FakeReads(tasks=5)
+    reader = TaskReader(db)
+    await totals(reader, 1)
+    db.tasks = 6
+    reader.forget_totals()
+    assert await totals(reader, 50) == [6] * 50 and db.counts == 2

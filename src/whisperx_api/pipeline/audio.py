@@ -129,7 +129,7 @@ def decode_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     an unnamed temporary file beside the media, on the data volume, and the array maps that file.
     Reading the decoder's output into memory held the whole recording twice at the end of the
     decode (the pipe's chunks and their join) and once for the whole run; mapped, the pages a
-    stage reads are page cache the kernel can drop under pressure, and `pages_released` hands
+    stage reads are page cache the kernel can drop under pressure, and `memory_released` hands
     them back while the stages run. The file is gone from the disk once the array is.
     """
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path), "-vn",

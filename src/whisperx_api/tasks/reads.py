@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 TOTAL_MAX_AGE_S = 1.0
 
 # a page this near the list's top (or any after a cursor) is a bounded read for the read engine:
-# an index walk of at most this many rows (SQLite: ~0.5 ms at 1,000; 1,000,000 tasks, 2026-12-03)
+# an index walk of at most this many rows (1,000,000 tasks on SQLite: a page at offset 1,000 was
+# answered as fast as the first, one at 10,000 took 2.3 ms more; bench_task_list.py, 2026-12-03)
 SHALLOW_OFFSET = 1000
 
 # built once: its compiled form is found in the cache by a key computed once, not per request
@@ -107,11 +108,11 @@ class TaskReader:
         # how many tasks match each status filter (None: all), and when it was counted: a count
         # walks a whole index (a million tasks: tens of ms) while the page beside it reads 20 rows
         self._totals: dict[str | None, tuple[float, int]] = {}
-        # a count older than TOTAL_MAX_AGE_S is made again by one background read per filter
-        # while the pages go on with the one before: when every page that found it old counted
-        # again, a million tasks under 50 connections made a p99 of 0.9 s (2026-12-03)
-        self._recounts: dict[str | None, asyncio.Task[None]] = {}
-        self._forgotten = 0  # times forget_totals was called: a recount begun before is not kept
+        # the count in flight per filter, shared by every page that needs it, and the number of
+        # forget_totals calls it began after. When every page that found no fresh count counted
+        # for itself, a million tasks under 50 connections made a p99 of 0.9 s (2026-12-03)
+        self._counting: dict[str | None, tuple[int, asyncio.Task[int]]] = {}
+        self._forgotten = 0
 
     def forget_totals(self) -> None:
         """Tasks were added, removed or changed status here (transcription/rows.py calls it)."""
@@ -126,30 +127,47 @@ class TaskReader:
     async def page(
         self, *, limit: int, offset: int, status: str | None, after: Cursor | None = None
     ) -> tuple[Sequence[Any], int]:
-        """Summary rows, newest first (after `after`, else from `offset`), and how many tasks match."""
+        """Summary rows, newest first (after `after`, else from `offset`), and how many tasks match:
+        counted at most once per TOTAL_MAX_AGE_S, at once after this process changed tasks; an old
+        count answers while the new one runs."""
         params: dict[str, Any] = {"limit": limit, "offset": offset, "status": status}
         if after is not None:
             params.update(after_created_at=after.created_at, after_id=after.task_id)
-        query = _PAGES[status is not None, after is not None]
+        page = (_PAGES[status is not None, after is not None], params)
+        bounded = after is not None or offset <= SHALLOW_OFFSET
         known = self._totals.get(status)
-        if known is None:  # counted with the page: this process changed tasks, or never counted
-            rows, counted = await self._db.fetch((query, params), (_COUNTS[status is not None], params))
-            total = int(counted[0][0])
-            self._totals[status] = (time.monotonic(), total)
-            return rows, total
-        if time.monotonic() - known[0] >= TOTAL_MAX_AGE_S and status not in self._recounts:
-            self._recounts[status] = asyncio.create_task(self._recount(status))
-        (rows,) = await self._db.fetch((query, params), bounded=after is not None or offset <= SHALLOW_OFFSET)
+        if known is None:
+            counting = self._count(status)
+            (rows,) = await self._db.fetch(page, bounded=bounded)
+            return rows, await asyncio.shield(counting)  # a page given up on does not end the count
+        if time.monotonic() - known[0] >= TOTAL_MAX_AGE_S:
+            self._count(status)  # in the background: this page answers with the last count
+        (rows,) = await self._db.fetch(page, bounded=bounded)
         return rows, known[1]
 
-    async def _recount(self, status: str | None) -> None:
-        forgotten = self._forgotten
+    def _count(self, status: str | None) -> asyncio.Task[int]:
+        """The count for the tasks as they are now: the one in flight, or a new one."""
+        running = self._counting.get(status)
+        if running is not None and running[0] == self._forgotten:
+            return running[1]
+        counting = asyncio.create_task(self._counted(status, self._forgotten))
+        counting.add_done_callback(_report_failed_count)
+        self._counting[status] = (self._forgotten, counting)
+        return counting
+
+    async def _counted(self, status: str | None, forgotten: int) -> int:
         try:
             ((counted,),) = await self._db.fetch((_COUNTS[status is not None], {"status": status}))
-            if forgotten == self._forgotten:
+            if forgotten == self._forgotten:  # else tasks changed here meanwhile: not kept
                 self._totals[status] = (time.monotonic(), int(counted[0]))
-        except Exception as error:  # the next page meets an outage itself; anything else is a bug
-            if unavailable(error) is None:
-                logger.exception("counting the task list's total failed")
+            return int(counted[0])
         finally:
-            del self._recounts[status]
+            if self._counting.get(status, (None, None))[1] is asyncio.current_task():
+                del self._counting[status]
+
+
+def _report_failed_count(counting: asyncio.Task[int]) -> None:
+    # a page waiting for the count meets its error itself; a count run in the background has
+    # nobody to tell: an outage shows on the next page, anything else is a bug to log
+    if not counting.cancelled() and (error := counting.exception()) is not None and unavailable(error) is None:
+        logger.error("counting the task list's total failed", exc_info=error)
