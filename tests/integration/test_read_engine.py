@@ -93,6 +93,27 @@ async def test_a_read_cut_by_a_database_restart_is_run_again(tmp_path: Path, pg_
         await reads.dispose()
 
 
+async def test_reads_right_after_every_connection_was_dropped_are_answered(tmp_path: Path, pg_database: str) -> None:
+    settings = make_settings(tmp_path / "data", pg_database)
+    await asyncio.to_thread(upgrade_database, settings)
+    reads = make_read_engine(settings)
+    reader = TaskReader(reads)
+    name = pg_database.rsplit("/", 1)[-1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        for _ in range(10):  # idle pooled connections ended by the server, as a restart does
+            await reader.page(limit=20, offset=0, status=None)
+            reader.forget_totals()  # the next page counts too: two connections in use
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            assert (await reader.page(limit=20, offset=0, status=None))[1] == 0
+    finally:
+        await admin.close()
+        await reads.dispose()
+
+
 async def test_a_database_that_refuses_connections_is_the_outage(tmp_path: Path) -> None:
     reads = make_read_engine(make_settings(tmp_path / "data", f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/x"))
     try:

@@ -40,8 +40,15 @@ SQLITE_READ_THREADS = 4
 # PostgreSQL connections for reads, besides the main engine's 20
 POSTGRES_READ_POOL = 10
 
-# the connection lost under a read (asyncpg's connection errors are InterfaceErrors)
-CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError)
+# the connection lost under a read (asyncpg's connection errors are InterfaceErrors; a pooled
+# connection whose server process was ended while idle fails its next statement with an
+# InternalClientError, its protocol still busy with the termination notice)
+CONNECTION_LOST = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+)
 
 Statement = tuple[Select[*tuple[Any, ...]], dict[str, Any]]
 # rows whose columns are attributes named as the statement's columns (SQLAlchemy's or _Record)
