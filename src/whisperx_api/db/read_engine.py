@@ -125,7 +125,10 @@ class PostgresReads:
         known = self._compiled.get(id(statement))
         if known is None or known.statement is not statement:
             compiled = statement.compile(dialect=self._dialect)
-            known = _Compiled(statement, compiled.string, tuple(compiled.positiontup or ()), compiled.params)
+            # the values written into the statement; a parameter left to the caller stays out,
+            # so a read that lacks it fails (KeyError) instead of sending NULL
+            bound = {name: value for name, value in compiled.params.items() if not compiled.binds[name].required}
+            known = _Compiled(statement, compiled.string, tuple(compiled.positiontup or ()), bound)
             self._compiled[id(statement)] = known
         return known
 
