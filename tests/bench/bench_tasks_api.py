@@ -1,6 +1,6 @@
 """Read throughput of the task API under 200 concurrent connections (wrk), SQLite vs PostgreSQL.
 
-uv run python tests/bench/bench_tasks_api.py [--seconds 20] [--connections 200] [--web-workers 1]
+uv run python tests/bench/bench_tasks_api.py [--seconds 20] [--connections 200] [--web-workers 1] [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -104,16 +104,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--web-workers", type=int, default=1)
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        rows += run_one("sqlite", f"sqlite:///{workdir / 'records.db'}", args, workdir / "sqlite")
-        name = asyncio.run(create_pg_database())
-        try:
-            rows += run_one("postgresql", pg_url(name), args, workdir / "pg")
-        finally:
-            asyncio.run(drop_pg_database(name))
+        databases = args.databases.split(",")
+        if "sqlite" in databases:
+            rows += run_one("sqlite", f"sqlite:///{workdir / 'records.db'}", args, workdir / "sqlite")
+        if "postgresql" in databases:
+            name = asyncio.run(create_pg_database())
+            try:
+                rows += run_one("postgresql", pg_url(name), args, workdir / "pg")
+            finally:
+                asyncio.run(drop_pg_database(name))
     RESULTS.mkdir(exist_ok=True)
     report = {"date": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "args": vars(args), "rows": rows}
     (RESULTS / f"tasks_api_{int(time.time())}.json").write_text(json.dumps(report, indent=2))
