@@ -284,3 +284,27 @@ async def test_model_missing_offline_fails_fast_naming_where_it_looked(
     assert task["status"] == "failed" and task["metadata"]["duration"] < 15, task
     assert task["error"]["code"] == "MODEL_NOT_FOUND"
     assert "looked in" in task["error"]["message"] and "offline" in task["error"]["message"]
+
+
+def test_a_cpu_batch_encoded_window_by_window_is_the_batch_encoded_at_once(
+    media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The decoder's batches are encoded one window at a time on a CPU (a third of the memory
+    peak, pipeline/transcribe.py): the same encoder output as the batch at once."""
+    import numpy as np
+    import soundfile
+    from faster_whisper import WhisperModel
+
+    from whisperx_api.pipeline.models import resolve_whisper_model
+    from whisperx_api.pipeline.transcribe import load_whisper
+
+    path = resolve_whisper_model("tiny.en", tmp_path_factory.mktemp("models"))
+    model = load_whisper(str(path), "cpu", 0, "int8", 2)
+    audio, _ = soundfile.read(media["english"], dtype="float32")
+    windows = [np.pad(audio[i * 16000 : (i + 3) * 16000], (0, 30 * 16000 - 3 * 16000)) for i in range(3)]
+    features = np.stack([model.feature_extractor(w)[:, :3000] for w in windows])
+    by_window = np.asarray(model.encode(features))
+    at_once = np.asarray(WhisperModel.encode(model, features))
+    assert by_window.shape == at_once.shape == (3, 1500, 384)
+    assert np.abs(by_window - at_once).max() <= 1e-3 * np.abs(at_once).max()
+    assert not np.allclose(by_window[0], by_window[1])  # each window its own output
