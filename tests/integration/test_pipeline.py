@@ -308,3 +308,5 @@ def test_a_cpu_batch_encoded_window_by_window_is_the_batch_encoded_at_once(
     assert by_window.shape == at_once.shape == (3, 1500, 384)
     assert np.abs(by_window - at_once).max() <= 1e-3 * np.abs(at_once).max()
     assert not np.allclose(by_window[0], by_window[1])  # each window its own output
+    one = np.asarray(model.encode(features[1]))  # a single window, given without its batch axis
+    assert one.shape == (1, 1500, 384) and np.abs(one[0] - at_once[1]).max() <= 1e-3 * np.abs(at_once).max()

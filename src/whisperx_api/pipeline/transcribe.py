@@ -71,7 +71,8 @@ class DetailedWhisperModel(WhisperModel):
         level against 205-211 MB window by window, in the same time (6.1-6.8 against 5.5-7.2 s
         per batch on 2 cores, 2026-12-03). The decoder still runs the whole batch; on a GPU the
         batch is encoded at once."""
-        if self.model.device != "cpu" or not isinstance(features, np.ndarray) or features.shape[0] == 1:
+        batch = isinstance(features, np.ndarray) and features.ndim == 3 and features.shape[0] > 1
+        if self.model.device != "cpu" or not batch:  # one window may come 2-D (mels x frames)
             return super().encode(features)
         first = np.asarray(super().encode(features[:1]))
         encoded = np.empty((features.shape[0], *first.shape[1:]), dtype=first.dtype)
