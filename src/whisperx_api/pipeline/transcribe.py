@@ -74,12 +74,9 @@ class DetailedWhisperModel(WhisperModel):
         batch = isinstance(features, np.ndarray) and features.ndim == 3 and features.shape[0] > 1
         if self.model.device != "cpu" or not batch:  # one window may come 2-D (mels x frames)
             return super().encode(features)
-        first = np.asarray(super().encode(features[:1]))
-        encoded = np.empty((features.shape[0], *first.shape[1:]), dtype=first.dtype)
-        encoded[0] = first[0]
-        for index in range(1, features.shape[0]):
-            encoded[index] = np.asarray(super().encode(features[index : index + 1]))[0]
-        return ctranslate2.StorageView.from_array(encoded)  # shares the array and holds it
+        encode = super().encode  # bound here: a comprehension has no zero-argument super()
+        windows = [np.asarray(encode(features[i : i + 1])) for i in range(features.shape[0])]
+        return ctranslate2.StorageView.from_array(np.concatenate(windows))  # shares the array and holds it
 
 
 def load_whisper(path: str, device: str, device_index: int, compute_type: str, threads: int) -> WhisperModel:
