@@ -1,9 +1,10 @@
 """The default diarizer's memory on its own, in this process: RssAnon every 50 ms while it runs on
 an N-minute two-voice conversation, with and without the pipeline's periodic release of freed
-memory (pipeline/audio.py memory_released). Each length and mode in a fresh process, so one
-run's heap does not carry into the next.
+memory (pipeline/audio.py memory_released), or with `--primitive-cache N ...` at each size of
+oneDNN's primitive cache (memory.limit_native_caches; the release on). Each length and mode in a
+fresh process, so one run's heap does not carry into the next.
 
-    uv run python tests/bench/bench_diarizer_memory.py [--minutes 30 60]
+    uv run python tests/bench/bench_diarizer_memory.py [--minutes 30 60] [--primitive-cache 1024 32]
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def measure(minutes: float, release: bool, workdir: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[30, 60])
+    parser.add_argument("--primitive-cache", type=int, nargs="+", help="oneDNN cache sizes to compare")
     parser.add_argument("--one", nargs=3, metavar=("MINUTES", "RELEASE", "WORKDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # a child process: one measurement, printed as JSON
@@ -73,13 +75,19 @@ def main() -> None:
     workdir = RESULTS / "diarizer_memory_audio"
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
+    modes: list[tuple[bool, int | None]] = (
+        [(True, size) for size in args.primitive_cache] if args.primitive_cache else [(False, None), (True, None)]
+    )
     for minutes in args.minutes:
-        for release in (False, True):
+        for release, cache in modes:
+            env = dict(os.environ)
+            if cache is not None:
+                env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(cache)
             out = subprocess.run(
                 [sys.executable, __file__, "--one", str(minutes), "1" if release else "0", str(workdir)],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True, check=True, env=env,
             ).stdout  # fmt: skip
-            row = json.loads(out.strip().splitlines()[-1])
+            row = {**json.loads(out.strip().splitlines()[-1]), "primitive_cache": cache or "default"}
             rows.append(row)
             print(json.dumps(row), flush=True)
     (RESULTS / f"diarizer_memory_{int(time.time())}.json").write_text(json.dumps(rows, indent=1))

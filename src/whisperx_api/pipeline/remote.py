@@ -278,7 +278,9 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     with contextlib.suppress(OSError):  # the name `ps` and `top` show (15 characters at most)
         Path("/proc/self/comm").write_text("whisperx-infer")
     setup_logging(log_level, filter_warning)
-    from whisperx_api.memory import freeze_long_lived
+    from whisperx_api.memory import freeze_long_lived, limit_native_caches
+
+    limit_native_caches()
     from whisperx_api.pipeline.engine import SpeechEngine
 
     freeze_long_lived()
