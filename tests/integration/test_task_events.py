@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from whisperx_api.app import create_app
 from whisperx_api.db.models import TaskType
 from whisperx_api.pipeline.results import Segment, Transcript
 from whisperx_api.settings import Settings
-from whisperx_api.transcription.params import TaskParams
+from whisperx_api.transcription.params import KnownSpeaker, TaskParams, encode_params
 from whisperx_api.transcription.service import Submission, TranscriptionService
 from whisperx_api.transcription.work import PERFORM, Work
 
@@ -337,3 +338,26 @@ async def test_segments_decoded_at_the_end_of_the_work_come_before_done(
     assert kinds[-1] == "done" and kinds.count("done") == 1, kinds
     texts = [event["segment"]["text"] for event in published if event["type"] == "segment"]
     assert texts == ["segment 0", "segment 1", "segment 2"], kinds
+
+
+async def test_a_task_failed_as_interrupted_leaves_no_files_behind(local_service: TranscriptionService) -> None:
+    """A /v1 request whose process died mid-task (killed, a power cut) is failed as interrupted
+    at the next start; its media and its known-speaker reference go with it, as they would have
+    when its work ended. The row is written here as the dead process left it."""
+    service = local_service
+    media = service.runtime.media
+    task_id = uuid4()
+    upload, reference = media.path_for(task_id, ".wav"), media.path_for(uuid4(), ".reference")
+    media.root.mkdir(parents=True, exist_ok=True)
+    upload.write_bytes(b"the request's audio")
+    reference.write_bytes(b"a known speaker's voice")
+    params = TaskParams(known_speakers=[KnownSpeaker(name="Ann", reference=str(reference))])
+    await service.rows.insert(
+        id=task_id, task_type=TaskType.OPENAI_TRANSCRIPTION.value, params=encode_params(params), status="processing",
+        attempts=1, started_at=datetime.now(UTC) - timedelta(hours=2), media_path=str(upload),
+    )  # fmt: skip
+    await asyncio.wait_for(service.reconcile(), 60)
+    task = await service.rows.get(task_id)
+    assert task is not None and task.status == "failed" and task.error_code == "interrupted", task
+    assert task.media_path is None
+    assert not upload.exists() and not reference.exists()

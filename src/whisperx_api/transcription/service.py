@@ -417,15 +417,23 @@ class TranscriptionService:
                     flushed.set()
 
     async def _fail_interrupted(self, task_id: UUID, attempts: int) -> Outcome:
+        """Fail a task whose process died under it; its files go as a failed task's do (_close):
+        the media, and a /v1 request's reference recordings, which the dead process would have
+        deleted when the work ended and which no row's media_path names."""
         outcome = Outcome(
             task_id, TaskStatus.FAILED, error_code=INTERRUPTED,
             error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
         )  # fmt: skip
         values: dict[str, Any] = {
             "status": outcome.status.value, "error_code": outcome.error_code, "error_message": outcome.error_message,
-            "finished_at": datetime.now(UTC),
+            "finished_at": datetime.now(UTC), "media_path": None,
         }  # fmt: skip
+        task = await self.rows.get(task_id)
         await self.rows.update(task_id, **values)
+        if task is not None:
+            self.runtime.media.delete(task.media_path)
+            for speaker in decode_params(task.params).known_speakers or []:
+                self.runtime.media.delete(speaker.reference)
         await self._publish(task_id, _final_event(values))
         await self._release(task_id, inline=False)
         return outcome
