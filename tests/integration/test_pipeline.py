@@ -310,3 +310,51 @@ def test_a_cpu_batch_encoded_window_by_window_is_the_batch_encoded_at_once(
     assert not np.allclose(by_window[0], by_window[1])  # each window its own output
     one = np.asarray(model.encode(features[1]))  # a single window, given without its batch axis
     assert one.shape == (1, 1500, 384) and np.abs(one[0] - at_once[1]).max() <= 1e-3 * np.abs(at_once).max()
+
+
+def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
+    media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU the decoder takes a batch's windows four at a time (pipeline/transcribe.py: a
+    third less memory at the peak of a file): six windows make two decoder calls, and each
+    window's text, tokens and scores are those of the six decoded in one call."""
+    import numpy as np
+    import soundfile
+    from faster_whisper.tokenizer import Tokenizer
+
+    from whisperx_api.pipeline import transcribe
+    from whisperx_api.pipeline.models import resolve_whisper_model
+    from whisperx_api.pipeline.options import AsrOptions
+
+    class CountingDecoder:
+        """Forwards to the real CTranslate2 model, counting its generate calls."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.calls = real, []
+
+        def generate(self, features: Any, prompts: list[Any], **options: Any) -> Any:
+            self.calls.append(len(prompts))
+            return self.real.generate(features, prompts, **options)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+    path = resolve_whisper_model("tiny.en", tmp_path_factory.mktemp("models"))
+    model = transcribe.load_whisper(str(path), "cpu", 0, "int8", 2)
+    audio, _ = soundfile.read(media["dialogue"], dtype="float32")
+    hop = (len(audio) - 3 * 16000) // 5
+    windows = [np.pad(audio[i * hop : i * hop + 3 * 16000], (0, 27 * 16000)) for i in range(6)]
+    features = np.stack([model.feature_extractor(w)[:, :3000] for w in windows])
+    tokenizer = Tokenizer(model.hf_tokenizer, False, task="transcribe", language="en")
+    options = transcribe._options(AsrOptions(), False)
+    decoder = model.model = CountingDecoder(model.model)
+
+    in_fours = model.generate_segment_batched(features, tokenizer, options)
+    monkeypatch.setattr(transcribe, "CPU_DECODE_BATCH", 6)
+    at_once = model.generate_segment_batched(features, tokenizer, options)
+
+    assert decoder.calls == [4, 2, 6]
+    assert in_fours["text"] == at_once["text"] and len(set(in_fours["text"])) == 6, in_fours["text"]
+    assert in_fours["tokens"] == at_once["tokens"]
+    assert np.allclose(in_fours["avg_logprob"], at_once["avg_logprob"], atol=1e-3)
+    assert np.allclose(in_fours["no_speech_prob"], at_once["no_speech_prob"], atol=1e-3)
