@@ -18,6 +18,7 @@ from tests.audio import GERMAN, GERMAN_IN_ENGLISH, GERMAN_ONLY, GERMAN_VOICE, co
 from tests.metrics import normalise_text, wer
 from tests.speech_corpus import VOICES, Recording, espeak_dialogue
 from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
+from whisperx_api.settings import Settings
 
 pytestmark = pytest.mark.models
 
@@ -46,9 +47,14 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("oasvc")
-    settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", whisper_model="base")
+    return make_settings(root / "data", f"sqlite:///{root / 'records.db'}", whisper_model="base")
+
+
+@pytest.fixture(scope="module")
+def service(settings: Settings) -> Iterator[str]:
+    root = settings.data_dir.parent
     env = {**settings_env(settings), "MAX_UPLOAD_SIZE_MB": "2", "AUTH__ENABLED": "true", "AUTH__BEARER_TOKEN": TOKEN}
     port = free_port()
     server = start_server(env, root / "server.log", port)
@@ -240,7 +246,7 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_known_speakers_name_the_diarized_voices(
-    client: OpenAI, dialogue: Recording, voices: dict[str, str], tmp_path: Path
+    client: OpenAI, dialogue: Recording, voices: dict[str, str], tmp_path: Path, settings: Settings
 ) -> None:
     def diarize(names: list[str], references: list[str], **extra: Any) -> Any:
         return client.audio.transcriptions.create(
@@ -281,6 +287,8 @@ def test_known_speakers_name_the_diarized_voices(
         with pytest.raises(openai.BadRequestError) as caught:
             diarize(names, references)
         assert caught.value.param == param, (names, caught.value)
+    # the references live as long as their request, used or refused
+    assert not list(settings.media_dir.glob("*.reference"))
 
 
 def test_logprobs_of_each_token_from_the_decoder(client: OpenAI, clips: dict[str, Path], tmp_path: Path) -> None:

@@ -335,13 +335,24 @@ class TranscriptionService:
         if not keep_media:
             values["media_path"] = None
         await self._write_final(task.id, values)
-        if not keep_media:
-            self.runtime.media.delete(task.media_path)
+        self._delete_files(task, keep_media=keep_media)
         await self._release(task.id, inline=task.task_type in INLINE_TYPES)
         if task.callback_url:
             closed = await self.reads.get(task.id)
             if closed is not None:
                 await deliver_callback(self.settings, closed)
+
+    def _delete_files(self, task: Task, *, keep_media: bool) -> None:
+        """A closed task's files (after its final state is written: a crash between the two
+        leaves a file, never a task to retry without its files): its media, unless kept for
+        playback, and a /v1 request's known-speaker reference recordings, which no row's
+        media_path names and which live as long as their request. The one place a task's files
+        are deleted (a refused request's, before its task exists, go in its controller; kept media
+        past MEDIA_RETENTION_H in expire_media)."""
+        if not keep_media:
+            self.runtime.media.delete(task.media_path)
+        for speaker in decode_params(task.params).known_speakers or []:
+            self.runtime.media.delete(speaker.reference)
 
     async def _write_final(self, task_id: UUID, values: dict[str, Any]) -> None:
         delay = FINAL_WRITE_FIRST_RETRY_S
@@ -417,9 +428,7 @@ class TranscriptionService:
                     flushed.set()
 
     async def _fail_interrupted(self, task_id: UUID, attempts: int) -> Outcome:
-        """Fail a task whose process died under it; its files go as a failed task's do (_close):
-        the media, and a /v1 request's reference recordings, which the dead process would have
-        deleted when the work ended and which no row's media_path names."""
+        """Fail a task whose process died under it; its files go as a failed task's do (_close)."""
         outcome = Outcome(
             task_id, TaskStatus.FAILED, error_code=INTERRUPTED,
             error_message=f"interrupted: the worker stopped or crashed during {attempts} attempt(s)",
@@ -431,9 +440,7 @@ class TranscriptionService:
         task = await self.rows.get(task_id)
         await self.rows.update(task_id, **values)
         if task is not None:
-            self.runtime.media.delete(task.media_path)
-            for speaker in decode_params(task.params).known_speakers or []:
-                self.runtime.media.delete(speaker.reference)
+            self._delete_files(task, keep_media=False)
         await self._publish(task_id, _final_event(values))
         await self._release(task_id, inline=False)
         return outcome
@@ -475,7 +482,7 @@ class TranscriptionService:
                 if job is not None:
                     await self.runtime.queue.abort(job, error="task deleted")
         await self.rows.delete(task_id)
-        self.runtime.media.delete(task.media_path)
+        self._delete_files(task, keep_media=False)
         await self._release(task_id, inline=task.task_type in INLINE_TYPES)
         await self._publish(task_id, TaskEvent(type="deleted"), keep_s=DELETED_EVENTS_KEPT_S)
         return task

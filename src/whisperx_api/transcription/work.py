@@ -111,21 +111,17 @@ async def openai(work: Work) -> Result:
     known = work.params.known_speakers or []
     if known:
         options = replace(options, diarize=replace(options.diarize, return_embeddings=True))
-    try:
-        result = await work.engine.run(
-            _media(work), options, work.progress, align=work.params.align, diarize=options.diarization,
-            on_segment=work.on_segment,
-        )  # fmt: skip
-        if known and isinstance(result, Transcript) and result.speaker_embeddings:
-            work.progress("identifying speakers", 0.97)
-            encoder_model = result.diarization.encoder_model if result.diarization is not None else ""
-            voices = await _known_voices(work, known, encoder_model, options)
-            result = name_known_speakers(result, voices, default_threshold(encoder_model))
-        return result
-    finally:
-        for speaker in known:  # the references live as long as their request
-            if speaker.reference is not None:
-                await asyncio.to_thread(Path(speaker.reference).unlink, missing_ok=True)
+    # the known speakers' reference recordings are deleted with the task's files when it closes
+    result = await work.engine.run(
+        _media(work), options, work.progress, align=work.params.align, diarize=options.diarization,
+        on_segment=work.on_segment,
+    )  # fmt: skip
+    if known and isinstance(result, Transcript) and result.speaker_embeddings:
+        work.progress("identifying speakers", 0.97)
+        encoder_model = result.diarization.encoder_model if result.diarization is not None else ""
+        voices = await _known_voices(work, known, encoder_model, options)
+        result = name_known_speakers(result, voices, default_threshold(encoder_model))
+    return result
 
 
 async def _known_voices(
