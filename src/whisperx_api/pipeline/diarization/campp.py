@@ -107,8 +107,8 @@ class CamppEncoder:
         The clips go in order of their length, so a batch holds one length (one forward pass).
         In the order given, 32 pieces held about ten lengths (each stretch's last piece is
         shorter): ten passes of a few clips each, where a GPU pays for a pass's kernel launches,
-        not its size (an H200, 2026-12-04: 215 passes for 10 minutes of a call, CAM++'s stage
-        3.6 s)."""
+        not its size (an H200, 2026-12-04, 10 minutes of a call: 163 -> 106 passes, the stage
+        1.7-1.9 -> 1.0-1.2 s, the same vectors)."""
         vectors: list[np.ndarray | None] = [None] * len(clips)
         order = sorted(range(len(clips)), key=lambda index: feature_frames(clips[index].numel()))
         with torch.inference_mode():
