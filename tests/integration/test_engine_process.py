@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,51 @@ async def test_a_killed_inference_process_fails_its_call_and_the_next_call_start
     finally:
         await asyncio.to_thread(process.stop)
     assert process.pid is None
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process, all its threads (utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_a_cancelled_call_stops_its_work_in_the_inference_process(tmp_path: Path) -> None:
+    """A caller that goes away (a client gone, a job aborted or timed out) stops its call's work
+    in the child at the call's next progress report, instead of leaving ten minutes of audio to
+    run to the end on the cores and the compute slot the next call needs."""
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'r.db'}")
+    process = EngineProcess(logging.WARNING)
+    engine = RemoteEngine(process, EngineConfig(models_dir=settings.resolved_models_dir))
+    line = speak(TEXT, tmp_path / "line.wav")
+    long_clip = concatenate([line] * 200, tmp_path / "long.wav")  # about ten minutes: a minute of work or more
+    try:
+        await asyncio.to_thread(engine.start)
+        assert process.pid is not None
+        progress = Progress()
+        running = asyncio.ensure_future(engine.run(long_clip, TINY, progress, align=True, diarize=True))
+        deadline = time.monotonic() + 120
+        while progress.snapshot()[1] != "transcribing":  # VAD done: the models are loaded, the work is on
+            assert time.monotonic() < deadline and not running.done(), progress.snapshot()
+            await asyncio.sleep(0.05)
+        running.cancel()
+        cancelled = time.monotonic()
+        # the child goes idle within a batch or two (seconds), long before the work would be done
+        before = cpu_seconds(process.pid)
+        while True:
+            await asyncio.sleep(1)
+            now = cpu_seconds(process.pid)
+            if now - before < 0.15:
+                break
+            before = now
+            assert time.monotonic() - cancelled < 20, "the cancelled call's work goes on"
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        # the next call is served at once, by the same child
+        pid = process.pid
+        result = await asyncio.wait_for(engine.run(line, TINY, Progress(), align=False, diarize=False), 60)
+        assert wer(TEXT, result.text) <= 0.15 and process.pid == pid
+    finally:
+        await asyncio.to_thread(process.stop)
 
 
 def test_the_web_process_does_not_import_the_ml_stack() -> None:

@@ -11,8 +11,13 @@ during its warm-up), and talks to it over a pipe. The web process never imports 
 Messages:
 
     parent -> child   ("call", id, config, method, args, kwargs)   callables in args become slots
+                      ("cancel", id)   its caller went away (a client gone, a job aborted)
     child -> parent   ("event", id, slot, args)   a progress/segment callback fired in the child
                       ("done", id, result) | ("error", id, exception) | ("ready",)
+
+A cancelled call stops at its next callback (progress comes with every batch of windows), or
+does not start: its work would only be thrown away, on cores and a compute slot the next call
+needs.
 
 A child that dies (killed, out of memory, a crash in native code) fails the calls it was running
 with INFERENCE_PROCESS_EXITED; the web process stays up and the next call starts a new child.
@@ -167,10 +172,17 @@ class EngineProcess:
                 except OSError as exc:
                     raise PipelineError(f"the inference process is gone: {exc}", "INFERENCE_PROCESS_EXITED") from exc
             return await pending.future
+        except asyncio.CancelledError:
+            self._cancel(call_id)
+            raise
         finally:
-            # a cancelled caller (aborted job, gone client) leaves the child to finish; its
-            # answer is dropped, as a thread's would have been
             self._pending.pop(call_id, None)
+
+    def _cancel(self, call_id: int) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(OSError, ValueError):  # the child is gone: so is its work
+                    self._conn.send(("cancel", call_id))
 
     def _read(self, conn: Connection, process: SpawnProcess, ready: threading.Event) -> None:
         """Reader thread: callbacks and results from one child, until it exits."""
@@ -292,13 +304,25 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
         with send_lock, contextlib.suppress(OSError):
             conn.send(message)
 
+    # calls sent and not yet answered, and those of them whose caller went away (a cancel that
+    # crosses its call's answer is dropped); set operations hold the GIL
+    running: set[int] = set()
+    cancelled: set[int] = set()
+
     def settle(call_id: int, engine: SpeechEngine, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
+            if call_id in cancelled:
+                raise CallCancelledError
             send(("done", call_id, getattr(engine, method)(*args, **kwargs)))
+        except CallCancelledError:
+            logger.info("%s stopped: its caller went away", method)
         except BaseException as exc:  # every failure goes back to the caller
             if not isinstance(exc, PipelineError):
                 logger.exception("%s failed in the inference process", method)  # the traceback stays here
             send(("error", call_id, _portable(exc)))
+        finally:
+            running.discard(call_id)
+            cancelled.discard(call_id)
 
     send(("ready",))
     while True:
@@ -308,10 +332,20 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
             break
         if message[0] == "stop":
             break
+        if message[0] == "cancel":
+            if message[1] in running:
+                cancelled.add(message[1])
+            continue
         _, call_id, config, method, args, kwargs = message
+        running.add(call_id)
 
         def event(index: int, call_id: int = call_id) -> Callable[..., None]:
-            return lambda *values: send(("event", call_id, index, values))
+            def fire(*values: Any) -> None:
+                if call_id in cancelled:  # raised inside the pipeline, which unwinds from there
+                    raise CallCancelledError
+                send(("event", call_id, index, values))
+
+            return fire
 
         args = tuple(event(a.index) if isinstance(a, _Slot) else a for a in args)
         kwargs = {k: event(v.index) if isinstance(v, _Slot) else v for k, v in kwargs.items()}
@@ -319,6 +353,12 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
         engine.executor.submit(settle, call_id, engine, method, args, kwargs)
     # parent gone: running calls have nobody to answer to
     os._exit(0)
+
+
+class CallCancelledError(BaseException):
+    """Raised in the child, from a cancelled call's next callback, to stop its work. Not an
+    Exception, as asyncio's CancelledError is not: the pipeline's and its libraries' `except
+    Exception` fallbacks (the hub diarizer's, say) must not take it for a failure to work around."""
 
 
 def _portable(exc: BaseException) -> BaseException:
