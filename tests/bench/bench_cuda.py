@@ -49,6 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")  # pyannote's telemetry: no network there
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))  # the GPU machine has the tree, not the installed package
+sys.path.insert(0, str(ROOT))  # tests.model_probes
 
 RESULTS = Path(__file__).parent / "results"
 SAMPLE_RATE = 16_000
@@ -198,17 +199,9 @@ def bench_clip_order(device: str, minutes: list[float], out: Callable[[str, Any]
     """CAM++'s clips in the order the diarizer cuts them (before 2026-12-04: about ten lengths in
     a batch of 32, one forward pass each) against in order of length (now), alternately, two runs
     each, counting CAM++'s forward passes; and how far the two answers differ (DER between them)."""
+    from tests.model_probes import CountingModel
     from whisperx_api.pipeline.diarization import campp
     from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
-
-    class CountingModel(torch.nn.Module):
-        def __init__(self, real: torch.nn.Module) -> None:
-            super().__init__()
-            self.real, self.passes = real, 0
-
-        def forward(self, features: torch.Tensor) -> Any:
-            self.passes += 1
-            return self.real(features)
 
     orders: dict[str, Callable[[int], int]] = {
         "given": lambda _samples: 0,  # one key for every clip: the stable sort keeps the order given
@@ -226,11 +219,11 @@ def bench_clip_order(device: str, minutes: list[float], out: Callable[[str, Any]
             for name, key in orders.items():
                 if time.monotonic() > deadline:
                     continue
-                counting.passes = 0
+                counting.shapes.clear()
                 with patch.object(campp, "feature_frames", key):
                     row = diarize_once(diarizer, long_audio, device, 2)
                 turns[name] = row.pop("turns")
-                row.update(minutes=length, order=name, run=run, cam_passes=counting.passes)
+                row.update(minutes=length, order=name, run=run, cam_passes=len(counting.shapes))
                 rows.append(row)
                 print(json.dumps({"clip_order": device, **row}), flush=True)
         if len(turns) == 2:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,23 +13,13 @@ import soundfile
 import torch
 
 from tests.audio import speak
+from tests.model_probes import CountingModel
 
 pytestmark = pytest.mark.models
 
 
 def test_clips_are_embedded_in_batches_of_one_length_each_as_it_would_be_alone(tmp_path: Path) -> None:
     from whisperx_api.pipeline.diarization import campp
-
-    class CountingModel(torch.nn.Module):
-        """The real CAM++ module, counting its forward passes and their batch shapes."""
-
-        def __init__(self, real: torch.nn.Module) -> None:
-            super().__init__()
-            self.real, self.shapes = real, []
-
-        def forward(self, features: torch.Tensor) -> Any:
-            self.shapes.append(tuple(features.shape[:2]))
-            return self.real(features)
 
     path = speak("Each of these pieces of speech is cut to its own length before it is embedded.", tmp_path / "s.wav")
     audio = torch.from_numpy(soundfile.read(path, dtype="float32")[0]).repeat(4)

@@ -139,10 +139,7 @@ def feature_frames(samples: int) -> int:
 def _features(waveform: torch.Tensor) -> torch.Tensor | None:
     """The mean-normalised filterbank CAM++ takes (its middle MAX_EMBED_FRAMES at most), or None
     when the clip is too short to say much."""
-    if waveform.numel() < 400:  # shorter than one 25 ms filterbank frame
+    if feature_frames(waveform.numel()) < MIN_FRAMES:
         return None
-    feats = fbank(waveform.float().cpu())
-    if feats.shape[0] < MIN_FRAMES:
-        return None
-    feats = centre(feats, MAX_EMBED_FRAMES)
+    feats = centre(fbank(waveform.float().cpu()), MAX_EMBED_FRAMES)
     return feats - feats.mean(dim=0, keepdim=True)
