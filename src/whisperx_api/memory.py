@@ -17,6 +17,11 @@ oneDNN, which runs torch's convolutions on a CPU, keeps a compiled primitive (wi
 buffers) for each input shape it has seen, up to 1,024 of them. The diarizer's CAM++ sees a new
 shape with nearly every batch (its clips' lengths vary), so that cache filled up during one
 recording and stayed full.
+
+The only torch wheel for Linux on PyPI is the CUDA build: importing it maps cuBLAS, cuSPARSELt,
+NVRTC, nvJitLink, Triton and the rest, and the dynamic linker reads about 220 MB of their pages
+in doing so. On a host without a GPU nothing calls them again, yet those pages stayed resident in
+the inference process for its whole life (a fifth of its memory at rest).
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import mmap
 import os
+import re
 from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from typing import NamedTuple
 
 # oneDNN's primitive cache, in entries (its default is 1,024). Measured on the diarizer alone
 # (bench_diarizer_memory.py --primitive-cache): its embeddings' peak 473-587 MB above their start
@@ -70,3 +79,63 @@ def release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+# the files of GPU code a CUDA build of torch maps: NVIDIA's pip libraries, torch's CUDA parts, Triton
+GPU_LIBRARY = re.compile(
+    r"/nvidia/|/triton/|/lib(?:torch_cuda|c10_cuda|cudnn|cublas|cusparse|nvrtc|nvJitLink|cufft|curand|cusolver|cupti|nccl|nvjpeg)[^/]*$"
+)
+
+
+@functools.cache
+def _madvise() -> Callable[[int, int, int], int] | None:
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    advise: Callable[[int, int, int], int] = madvise
+    return advise
+
+
+class Mapping(NamedTuple):
+    start: int
+    end: int
+    resident: int  # bytes
+
+
+def droppable_gpu_library_mappings(pid: int | str = "self") -> list[Mapping]:
+    """A process's mappings of GPU libraries whose resident pages are all the file's own: mapped
+    read-only and without a copy-on-write page (`Anonymous: 0 kB`), so dropping them loses nothing
+    (a page read again comes back from the file, unchanged)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:  # not Linux
+        return []
+    found: list[Mapping] = []
+    current: Mapping | None = None
+    for line in lines:
+        head, _, rest = line.partition(" ")
+        if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode path
+            fields = rest.split(maxsplit=4)
+            start, end = (int(x, 16) for x in head.split("-"))
+            gpu = fields[0][1] != "w" and len(fields) == 5 and GPU_LIBRARY.search(fields[4]) is not None
+            current = Mapping(start, end, 0) if gpu else None
+        elif current is not None and head == "Rss:":
+            current = current._replace(resident=int(rest.split()[0]) * 1024)
+        elif current is not None and head == "Anonymous:":
+            if int(rest.split()[0]) == 0 and current.resident:
+                found.append(current)
+            current = None
+    return found
+
+
+def release_gpu_library_pages() -> int:
+    """On a host without a GPU: take the GPU libraries' pages out of this process
+    (MADV_DONTNEED on droppable_gpu_library_mappings). Returns the bytes released. Call it when no
+    other thread is loading libraries (a mapping being relocated is writable, and skipped anyway)."""
+    advise = _madvise()
+    if advise is None:
+        return 0
+    mappings = droppable_gpu_library_mappings()
+    return sum(m.resident for m in mappings if advise(m.start, m.end - m.start, mmap.MADV_DONTNEED) == 0)

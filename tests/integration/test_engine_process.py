@@ -18,6 +18,7 @@ import pytest
 from tests.audio import concatenate, speak
 from tests.metrics import wer
 from tests.support import make_settings
+from whisperx_api.memory import droppable_gpu_library_mappings
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
 from whisperx_api.pipeline.progress import Progress
@@ -114,3 +115,31 @@ def test_the_web_process_does_not_import_the_ml_stack() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""
+
+
+def resident_gpu_library_pages(pid: int) -> int:
+    return sum(m.resident for m in droppable_gpu_library_mappings(pid))
+
+
+async def test_on_a_cpu_host_the_inference_process_drops_the_gpu_libraries_pages(tmp_path: Path) -> None:
+    """torch's CUDA build maps cuBLAS, Triton and the rest, and loading them left ~180 MB of their
+    pages resident in the inference process, never used on a CPU. They go at start, and a
+    transcription does not bring them back."""
+    import torch
+
+    assert not torch.cuda.is_available(), "a test for a host without a GPU"
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'r.db'}")
+    process = EngineProcess(logging.WARNING)
+    engine = RemoteEngine(process, EngineConfig(models_dir=settings.resolved_models_dir))
+    line = speak(TEXT, tmp_path / "line.wav")
+    # this test's own process imported the same CUDA build: the pages the child would hold
+    assert resident_gpu_library_pages(os.getpid()) > 50 * 2**20
+    try:
+        await asyncio.to_thread(engine.start)
+        assert process.pid is not None
+        assert resident_gpu_library_pages(process.pid) < 2**20
+        result = await asyncio.wait_for(engine.run(line, TINY, Progress(), align=True, diarize=True), 120)
+        assert wer(TEXT, result.text) <= 0.15
+        assert resident_gpu_library_pages(process.pid) < 4 * 2**20
+    finally:
+        await asyncio.to_thread(process.stop)
