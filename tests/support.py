@@ -134,12 +134,13 @@ class Process:
         self.proc.wait(timeout=10)
         self._log_file.close()
 
-    def stop(self, timeout: float = 20, *, ctrl_c: bool = False) -> None:
-        """SIGTERM to the server (as a supervisor stops it), or with ctrl_c SIGINT to its whole
-        process group, as Ctrl-C in a terminal does."""
+    def stop(self, timeout: float = 20, *, ctrl_c: bool = False, group_term: bool = False) -> None:
+        """SIGTERM to the server (as a supervisor stops it); with ctrl_c SIGINT to its whole
+        process group, as Ctrl-C in a terminal does; with group_term SIGTERM to the whole group,
+        as systemd stops a service by default (KillMode=control-group) and `kill -- -PGID` does."""
         if self.proc.poll() is None:
-            if ctrl_c:
-                os.killpg(self.proc.pid, signal.SIGINT)
+            if ctrl_c or group_term:
+                os.killpg(self.proc.pid, signal.SIGINT if ctrl_c else signal.SIGTERM)
             else:
                 self.proc.send_signal(signal.SIGTERM)
             try:

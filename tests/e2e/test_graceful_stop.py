@@ -1,8 +1,9 @@
 """A deploy loses nothing: a stopped service lets its running task finish (or puts it back on the
 queue), keeps the queued ones, and a restarted one runs them, each once.
 
-Both ways a service is stopped: SIGTERM to the main process only (`podman stop`, a compose
-redeploy, systemd) and SIGINT to the whole process group (Ctrl-C in a terminal)."""
+The ways a service is stopped: SIGTERM to the main process only (`podman stop`, a compose
+redeploy), SIGINT to the whole process group (Ctrl-C in a terminal) and SIGTERM to the whole
+group (systemd's default KillMode=control-group, `kill -- -PGID`)."""
 
 from __future__ import annotations
 
@@ -61,15 +62,15 @@ def submit(http: httpx.Client, clip: Path) -> str:
     return str(response.json()["identifier"])
 
 
-def stop(server: Process, *, ctrl_c: bool, timeout: float) -> float:
+def stop(server: Process, *, how: str, timeout: float) -> float:
     started = time.monotonic()
-    server.stop(timeout=timeout, ctrl_c=ctrl_c)
+    server.stop(timeout=timeout, ctrl_c=how == "sigint-group", group_term=how == "sigterm-group")
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("ctrl_c", [False, True], ids=["sigterm-main", "sigint-group"])
+@pytest.mark.parametrize("how", ["sigterm-main", "sigint-group", "sigterm-group"])
 def test_a_stopped_service_finishes_its_task_keeps_the_queue_and_runs_it_after_restart(
-    tmp_path: Path, clips: dict[str, Path], ctrl_c: bool
+    tmp_path: Path, clips: dict[str, Path], how: str
 ) -> None:
     settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'records.db'}")
     env = {**settings_env(settings), "SHUTDOWN_GRACE_S": "60"}
@@ -83,7 +84,7 @@ def test_a_stopped_service_finishes_its_task_keeps_the_queue_and_runs_it_after_r
             wait_for(http, running, {"processing"}, 120)
             queued = [submit(http, clips["short"]) for _ in range(10)]
             children = descendants(server.proc.pid)
-            took = stop(server, ctrl_c=ctrl_c, timeout=90)
+            took = stop(server, how=how, timeout=90)
         assert server.proc.returncode is not None and took < 90
         deadline = time.monotonic() + 5  # multiprocessing's resource tracker exits once its pipe closes
         while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
@@ -145,7 +146,7 @@ def test_a_task_that_outlasts_the_grace_goes_back_on_the_queue_and_a_v1_request_
                 inline = [t for t in tasks if t["task_type"] == "openai_transcription"]
                 time.sleep(0.1)
             assert inline, "the /v1 request did not start"
-            stop(server, ctrl_c=False, timeout=60)
+            stop(server, how="sigterm-main", timeout=60)
             caller.join(60)
         server = start_server(env, logs[1], port, timeout=120, worker_ready=True)
         with httpx.Client(base_url=base, timeout=30) as http:
@@ -158,6 +159,28 @@ def test_a_task_that_outlasts_the_grace_goes_back_on_the_queue_and_a_v1_request_
         (answer,) = answers
         if isinstance(answer, httpx.Response):
             assert answer.status_code == 503 and answer.json()["error"]["code"] == "SERVICE_SHUTTING_DOWN"
+    finally:
+        server.stop()
+        clear_queue(settings.queue_name)
+
+
+def test_a_service_stopped_while_its_inference_process_starts_stops_in_seconds(tmp_path: Path) -> None:
+    """SIGTERM to the whole group while the worker's warm-up starts the inference process. The
+    child is its parent's to stop: before, the signal killed it half-imported and the warm-up
+    waited for it until READY_TIMEOUT_S (300 s), so the stop took five minutes."""
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'records.db'}")
+    port = free_port()
+    server = start_server(settings_env(settings), tmp_path / "server.log", port, timeout=120)
+    try:
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).json()
+        assert ready["worker"] == "starting", ready  # the inference process is importing the pipeline
+        children = descendants(server.proc.pid)
+        took = stop(server, how="sigterm-group", timeout=90)
+        assert server.proc.returncode is not None and took < 45, took
+        deadline = time.monotonic() + 5
+        while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child process outlived the server"
     finally:
         server.stop()
         clear_queue(settings.queue_name)

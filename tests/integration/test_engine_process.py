@@ -143,3 +143,36 @@ async def test_on_a_cpu_host_the_inference_process_drops_the_gpu_libraries_pages
         assert resident_gpu_library_pages(process.pid) < 4 * 2**20
     finally:
         await asyncio.to_thread(process.stop)
+
+
+async def test_the_parent_owns_the_inference_process_life(tmp_path: Path) -> None:
+    """A stop signal sent to the whole process group (systemd's default, `kill -- -PGID`) leaves
+    the child to its parent, which stops it after its own drain; and a child that dies while
+    starting fails start() at once, not after READY_TIMEOUT_S."""
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'r.db'}")
+    process = EngineProcess(logging.WARNING)
+    engine = RemoteEngine(process, EngineConfig(models_dir=settings.resolved_models_dir))
+    line = speak(TEXT, tmp_path / "line.wav")
+    try:
+        starting = asyncio.ensure_future(asyncio.to_thread(engine.start))
+        deadline = time.monotonic() + 10
+        while process.pid is None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)  # long before it has imported the pipeline
+        killed = time.monotonic()
+        with pytest.raises(PipelineError) as gone:
+            await asyncio.wait_for(starting, 30)
+        assert gone.value.code == "INFERENCE_PROCESS_EXITED" and "-9" in gone.value.message
+        assert time.monotonic() - killed < 5
+
+        await asyncio.to_thread(engine.start)  # a new child
+        child = process.pid
+        assert child is not None
+        os.kill(child, signal.SIGTERM)
+        os.kill(child, signal.SIGINT)
+        result = await asyncio.wait_for(engine.run(line, TINY, Progress(), align=False, diarize=False), 60)
+        assert wer(TEXT, result.text) <= 0.15 and process.pid == child
+    finally:
+        await asyncio.to_thread(process.stop)
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()

@@ -104,9 +104,14 @@ class EngineProcess:
         """Start the child (if it is not running) and wait until it has imported the pipeline."""
         with self._lock:
             self._ensure_running()
-            ready = self._ready
+            ready, process = self._ready, self._process
         if not ready.wait(timeout):
             raise PipelineError(f"the inference process did not start within {timeout:.0f}s", "INFERENCE_NOT_READY")
+        if process is not None and process.exitcode is not None:  # the reader saw it go before it was ready
+            raise PipelineError(
+                f"the inference process exited while starting (exit code {process.exitcode})",
+                "INFERENCE_PROCESS_EXITED",
+            )
 
     def _ensure_running(self) -> Connection:
         """Under self._lock."""
@@ -210,6 +215,7 @@ class EngineProcess:
         conn.close()
         process.join(1)
         code = process.exitcode
+        ready.set()  # a start() still waiting for this child: it is gone, not slow (start tells which)
         with self._lock:
             unexpected = self._process is process
             if unexpected:
@@ -286,7 +292,13 @@ class RemoteEngine:
 # -- the child -----------------------------------------------------------------------------
 def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     """Child main: run calls on each configuration's engine threads until the parent goes away."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal stops the parent, which stops this
+    # The parent owns this process's life: it stops it after its own drain, and this process ends
+    # when the parent's pipe closes, however the parent went. A stop signal sent to the whole
+    # process group (Ctrl-C in a terminal; systemd's default KillMode, `kill -- -PGID`) would
+    # otherwise end the work in flight before the parent's grace period, or kill a child still
+    # starting, which the parent's warm-up then waited for until READY_TIMEOUT_S.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # the name `ps` and `top` show (15 characters at most)
         Path("/proc/self/comm").write_text("whisperx-infer")
     setup_logging(log_level, filter_warning)
