@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 
 import click
@@ -35,7 +36,6 @@ def run(host: str, port: int, web_workers: int) -> None:
     from granian.constants import Interfaces, Loops
     from granian.server import Server
 
-    from whisperx_api.db.config import upgrade_database
     from whisperx_api.logging_setup import configure_logging
     from whisperx_api.redis_embedded import EmbeddedRedis
 
@@ -47,12 +47,12 @@ def run(host: str, port: int, web_workers: int) -> None:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         os.environ["REDIS_URL"] = embedded.start()
         embedded.supervise(settings.embedded_redis_restart_timeout_s)
-    if settings.db_auto_migrate:
-        upgrade_database(settings)
-        os.environ["DB_AUTO_MIGRATE"] = "false"  # done once here, not raced by each process
-    # granian's workers may be forked from this process: make them read the settings anew
-    get_settings.cache_clear()
     try:
+        if settings.db_auto_migrate:
+            _upgrade_in_a_child()
+            os.environ["DB_AUTO_MIGRATE"] = "false"  # done once here, not raced by each process
+        # granian's workers may be forked from this process: make them read the settings anew
+        get_settings.cache_clear()
         Server(
             "whisperx_api.app:create_app",
             address=host,
@@ -70,6 +70,17 @@ def run(host: str, port: int, web_workers: int) -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _upgrade_in_a_child() -> None:
+    """`database upgrade` in a process of its own. This process supervises the web processes for
+    the service's whole life: run here, the migration left SQLAlchemy, Alembic and the models in
+    it (about 50 MB it never used again, in every deployment)."""
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "whisperx_api.cli", "database", "upgrade"], stdout=subprocess.DEVNULL, check=False
+    )
+    if upgraded.returncode:  # its error is on stderr already
+        sys.exit(upgraded.returncode)
 
 
 @main.group()
