@@ -302,16 +302,15 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     with contextlib.suppress(OSError):  # the name `ps` and `top` show (15 characters at most)
         Path("/proc/self/comm").write_text("whisperx-infer")
     setup_logging(log_level, filter_warning)
-    from whisperx_api.memory import freeze_long_lived, limit_native_caches, release_gpu_library_pages
+    from whisperx_api.memory import freeze_long_lived, limit_native_caches, release_library_pages
 
     limit_native_caches()
     from whisperx_api.pipeline.engine import SpeechEngine
-    from whisperx_api.pipeline.models import resolve_device
 
     freeze_long_lived()
-    if resolve_device("auto") == "cpu":  # no GPU: the GPU libraries torch mapped are never run here
-        released = release_gpu_library_pages()
-        logger.info("no GPU: %.0f MB of GPU libraries' pages released", released / 2**20)
+    # before any call (no other thread loads a library now): what the imports touched; the calls
+    # take back what they use
+    logger.info("%.0f MB of the libraries' pages released after the imports", release_library_pages() / 2**20)
     send_lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:
