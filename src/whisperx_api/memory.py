@@ -114,8 +114,10 @@ def droppable_file_mappings(pid: int | str = "self") -> list[Mapping]:
         if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode path
             fields = rest.split(maxsplit=4)
             start, end = (int(x, 16) for x in head.split("-"))
-            read_only_file = fields[0][1] != "w" and len(fields) == 5 and fields[4].startswith("/")
-            current = Mapping(start, end, 0, fields[4]) if read_only_file else None
+            # a file's pages, not a device's (a GPU driver's mappings are memory of the card)
+            path = fields[4] if len(fields) == 5 else ""
+            read_only_file = fields[0][1] != "w" and path.startswith("/") and not path.startswith("/dev/")
+            current = Mapping(start, end, 0, path) if read_only_file else None
         elif current is not None and head == "Rss:":
             current = current._replace(resident=int(rest.split()[0]) * 1024)
         elif current is not None and head == "Anonymous:":
