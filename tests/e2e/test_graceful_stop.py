@@ -68,6 +68,15 @@ def stop(server: Process, *, how: str, timeout: float) -> float:
     return time.monotonic() - started
 
 
+def assert_none_outlives(children: list[int]) -> None:
+    """No process of a stopped server is left (multiprocessing's resource tracker exits once its
+    pipe closes: it gets 5 s)."""
+    deadline = time.monotonic() + 5
+    while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child process outlived the server"
+
+
 @pytest.mark.parametrize("how", ["sigterm-main", "sigint-group", "sigterm-group"])
 def test_a_stopped_service_finishes_its_task_keeps_the_queue_and_runs_it_after_restart(
     tmp_path: Path, clips: dict[str, Path], how: str
@@ -86,10 +95,7 @@ def test_a_stopped_service_finishes_its_task_keeps_the_queue_and_runs_it_after_r
             children = descendants(server.proc.pid)
             took = stop(server, how=how, timeout=90)
         assert server.proc.returncode is not None and took < 90
-        deadline = time.monotonic() + 5  # multiprocessing's resource tracker exits once its pipe closes
-        while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child process outlived the server"
+        assert_none_outlives(children)
         log = logs[0].read_text(errors="replace")
         assert "Traceback" not in log, log[-3000:]
 
@@ -177,10 +183,7 @@ def test_a_service_stopped_while_its_inference_process_starts_stops_in_seconds(t
         children = descendants(server.proc.pid)
         took = stop(server, how="sigterm-group", timeout=90)
         assert server.proc.returncode is not None and took < 45, took
-        deadline = time.monotonic() + 5
-        while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child process outlived the server"
+        assert_none_outlives(children)
     finally:
         server.stop()
         clear_queue(settings.queue_name)
