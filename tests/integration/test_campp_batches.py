@@ -39,12 +39,12 @@ def test_clips_are_embedded_in_batches_of_one_length_each_as_it_would_be_alone(t
     frames = [campp.feature_frames(len(clip)) for clip in clips]
     distinct = {n for n in frames if n >= campp.MIN_FRAMES}
     assert len(distinct) == 14 and frames.count(0) == 1 and max(frames) == campp.MAX_EMBED_FRAMES
-    # in order of length every length is one pass, but where a batch of 32 ends inside a length
-    # (in the order given: about eight lengths in each of the four batches)
-    batches = -(-len(clips) // campp.BATCH)
+    # in order of length every length is one pass, but where a batch (16 on a CPU) ends inside a
+    # length (in the order given: about six lengths in each of the seven batches)
+    batches = -(-len(clips) // campp.CPU_BATCH)
     assert len(counting.shapes) <= len(distinct) + batches - 1, counting.shapes
     assert sum(size for size, _ in counting.shapes) == 99 and {n for _, n in counting.shapes} == distinct
-    assert progress == [32, 64, 96, 100]
+    assert progress == [16, 32, 48, 64, 80, 96, 100]
     assert vectors[frames.index(0)] is None
     for index in {len(clip): index for index, clip in enumerate(clips)}.values():  # a clip of each length
         alone, vector = encoder.embed_tensor(clips[index]), vectors[index]

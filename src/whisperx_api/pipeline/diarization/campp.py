@@ -25,6 +25,11 @@ MIN_FRAMES = 20  # 0.2 s of speech: below that a vector says little about a voic
 # 10 ms frame on 2 cores, and 5 s say as much about a voice as longer stretches do.
 MAX_EMBED_FRAMES = 500
 BATCH = 32
+# On a CPU 16 clips per batch: the diarizer's peak above its start 232-343 MB at 32 against
+# 196-199 at 16 (15 minutes of a conversation, oneDNN's cache at 32 as the inference process
+# sets it, two runs each), 39.7-41.5 s against 41.7-48.5 s, the same turns. A GPU keeps 32: it
+# pays per forward pass, not per clip (bench_cuda.py).
+CPU_BATCH = 16
 
 
 @cache
@@ -100,8 +105,8 @@ class CamppEncoder:
     def embed_batch(
         self, clips: list[torch.Tensor], done: Callable[[int], None] | None = None
     ) -> list[np.ndarray | None]:
-        """A vector per clip (None where too short), BATCH clips at a time; `done` hears how many
-        are finished. Features are computed batch by batch: all of them at once were 450 MB per
+        """A vector per clip (None where too short), BATCH clips at a time (CPU_BATCH on a CPU);
+        `done` hears how many are finished. Features are computed batch by batch: all of them at once were 450 MB per
         hour of speech (the diarizer's 1.5 s pieces, 0.75 s apart).
 
         The clips go in order of their length, so a batch holds one length (one forward pass).
@@ -111,10 +116,11 @@ class CamppEncoder:
         1.7-1.9 -> 1.0-1.2 s, the same vectors)."""
         vectors: list[np.ndarray | None] = [None] * len(clips)
         order = sorted(range(len(clips)), key=lambda index: feature_frames(clips[index].numel()))
+        batch = BATCH if self.device.type != "cpu" else CPU_BATCH
         with torch.inference_mode():
-            for first in range(0, len(clips), BATCH):
+            for first in range(0, len(clips), batch):
                 by_length: dict[int, list[tuple[int, torch.Tensor]]] = {}  # one forward pass per length
-                for index in order[first : first + BATCH]:
+                for index in order[first : first + batch]:
                     feats = _features(clips[index])
                     if feats is not None:
                         by_length.setdefault(feats.shape[0], []).append((index, feats))
@@ -123,7 +129,7 @@ class CamppEncoder:
                     for (index, _), vector in zip(group, out, strict=True):
                         vectors[index] = vector
                 if done is not None:
-                    done(min(first + BATCH, len(clips)))
+                    done(min(first + batch, len(clips)))
         return vectors
 
     def embed(self, audio: np.ndarray) -> np.ndarray | None:

@@ -187,6 +187,10 @@ class SegmentationDiarizer:
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             waveform = torch.from_numpy(audio).unsqueeze(0)
         windows: Any = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
+        # The powerset output comes as float32 0/1 and every step below reads it as active or not:
+        # a byte per value keeps the windows, the units and their reconstruction a quarter (or an
+        # eighth, float64's) of the size, ~45 MB per hour of audio held through the whole stage.
+        windows.data = (windows.data > 0.5).astype(np.uint8)
         release_freed_memory()  # the segmentation's activations, before the encoder's come
         progress("diarizing", 0.3)
         count = Steps.speaker_count(windows, self.frames, warm_up=(0.0, 0.0))
@@ -254,7 +258,10 @@ def _reconstruct(units: Any, hard: np.ndarray, count: Any) -> Any:
 
     windows, frames, _ = units.data.shape
     clusters = int(hard.max()) + 1
-    clustered = np.full((windows, frames, max(1, clusters)), np.nan)
+    # pyannote starts from NaN (float64) for a cluster absent from a window; to_diarization sums
+    # the windows (skip_average) with `missing=0.0`, where NaN and 0 give the same activations, so
+    # absent is 0 here and a byte per value holds the 0/1 activity
+    clustered = np.zeros((windows, frames, max(1, clusters)), dtype=np.uint8)
     for w, (assigned, (_, activity)) in enumerate(zip(hard, units, strict=True)):
         for k in np.unique(assigned):
             if k >= 0:
