@@ -82,3 +82,36 @@ def test_many_vectors_are_clustered_through_a_sample(monkeypatch) -> None:  # ty
     assert len(labels) == 150 and len(set(labels.tolist())) == 3
     for k in range(3):
         assert len(set(labels[truth == k].tolist())) == 1
+
+
+def test_reconstruction_from_bytes_gives_pyannotes_turns() -> None:
+    """The diarizer keeps its windows and units one byte per value and starts a cluster absent
+    from a window at 0; pyannote's reconstruction starts it at NaN in float64. Both must give the
+    same frames to the same clusters."""
+    from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin as Steps
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from whisperx_api.pipeline.diarization.segmentation import _reconstruct
+
+    rng = np.random.default_rng(3)
+    windows, frames, local = 40, 100, 3
+    activity = np.zeros((windows, frames, local), dtype=np.float32)
+    for w, s in zip(rng.integers(0, windows, 90), rng.integers(0, local, 90), strict=True):
+        first = int(rng.integers(0, frames - 10))
+        activity[w, first : first + int(rng.integers(5, 60)), s] = 1
+    chunks = SlidingWindow(start=0.0, duration=10.0, step=3.0)
+    units = split_units(activity)
+    hard = rng.integers(-2, 3, size=(windows, units.shape[2])).astype(np.int8)  # 3 clusters, some units unassigned
+    count = Steps.speaker_count(
+        SlidingWindowFeature(activity, chunks), SlidingWindow(start=0.0, duration=0.1, step=0.1), (0.0, 0.0)
+    )
+
+    ours = _reconstruct(SlidingWindowFeature(units.astype(np.uint8), chunks), hard, count)
+
+    reference = np.full((windows, frames, 3), np.nan)  # pyannote's SpeakerDiarization.reconstruct
+    for w in range(windows):
+        for k in np.unique(hard[w]):
+            if k >= 0:
+                reference[w, :, k] = np.max(units[w][:, hard[w] == k], axis=1)
+    theirs = Steps.to_diarization(SlidingWindowFeature(reference, chunks), count)
+    assert ours.data.sum() > 100 and np.array_equal(ours.data, theirs.data)
