@@ -106,8 +106,8 @@ class CamppEncoder:
         self, clips: list[torch.Tensor], done: Callable[[int], None] | None = None
     ) -> list[np.ndarray | None]:
         """A vector per clip (None where too short), BATCH clips at a time (CPU_BATCH on a CPU);
-        `done` hears how many are finished. Features are computed batch by batch: all of them at once were 450 MB per
-        hour of speech (the diarizer's 1.5 s pieces, 0.75 s apart).
+        `done` hears how many are finished. Features are computed batch by batch: all of them at
+        once were 450 MB per hour of speech (the diarizer's 1.5 s pieces, 0.75 s apart).
 
         The clips go in order of their length, so a batch holds one length (one forward pass).
         In the order given, 32 pieces held about ten lengths (each stretch's last piece is
