@@ -312,6 +312,25 @@ def test_a_cpu_batch_encoded_window_by_window_is_the_batch_encoded_at_once(
     assert one.shape == (1, 1500, 384) and np.abs(one[0] - at_once[1]).max() <= 1e-3 * np.abs(at_once).max()
 
 
+class CountingWhisper:
+    """Forwards to the real CTranslate2 Whisper model, counting the windows of each decoder
+    (generate) and alignment (align) call."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, []
+
+    def generate(self, features: Any, prompts: list[Any], **options: Any) -> Any:
+        self.calls.append(len(prompts))
+        return self.real.generate(features, prompts, **options)
+
+    def align(self, features: Any, start: Any, tokens: list[Any], frames: Any, **options: Any) -> Any:
+        self.calls.append(len(tokens))
+        return self.real.align(features, start, tokens, frames, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
 def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
     media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,19 +345,6 @@ def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
     from whisperx_api.pipeline.models import resolve_whisper_model
     from whisperx_api.pipeline.options import AsrOptions
 
-    class CountingDecoder:
-        """Forwards to the real CTranslate2 model, counting its generate calls."""
-
-        def __init__(self, real: Any) -> None:
-            self.real, self.calls = real, []
-
-        def generate(self, features: Any, prompts: list[Any], **options: Any) -> Any:
-            self.calls.append(len(prompts))
-            return self.real.generate(features, prompts, **options)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.real, name)
-
     path = resolve_whisper_model("tiny.en", tmp_path_factory.mktemp("models"))
     model = transcribe.load_whisper(str(path), "cpu", 0, "int8", 2)
     audio, _ = soundfile.read(media["dialogue"], dtype="float32")
@@ -347,7 +353,7 @@ def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
     features = np.stack([model.feature_extractor(w)[:, :3000] for w in windows])
     tokenizer = Tokenizer(model.hf_tokenizer, False, task="transcribe", language="en")
     options = transcribe._options(AsrOptions(), False)
-    decoder = model.model = CountingDecoder(model.model)
+    decoder = model.model = CountingWhisper(model.model)
 
     in_fours = model.generate_segment_batched(features, tokenizer, options)
     monkeypatch.setattr(transcribe, "CPU_DECODE_BATCH", 6)
@@ -358,3 +364,35 @@ def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
     assert in_fours["tokens"] == at_once["tokens"]
     assert np.allclose(in_fours["avg_logprob"], at_once["avg_logprob"], atol=1e-3)
     assert np.allclose(in_fours["no_speech_prob"], at_once["no_speech_prob"], atol=1e-3)
+
+
+def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(
+    media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU the Whisper alignment takes four windows per call (pipeline/align.py: the batch
+    of eight was the four-hour file's peak): five segments make two alignment calls, and each
+    word and its timing are those of the five aligned in one call."""
+    import soundfile
+
+    from whisperx_api.pipeline import align, transcribe
+    from whisperx_api.pipeline.models import resolve_whisper_model
+
+    path = resolve_whisper_model("tiny.en", tmp_path_factory.mktemp("models"))
+    model = transcribe.load_whisper(str(path), "cpu", 0, "int8", 2)
+    audio, _ = soundfile.read(media["dialogue"], dtype="float32")
+    segments = [{"start": t.start, "end": t.end, "text": t.text} for t in media["truth"]]
+    counting = model.model = CountingWhisper(model.model)
+
+    def aligned() -> list[tuple[str, float, float]]:
+        found = align.align_with_whisper(model, audio, segments, "en", lambda _stage, _fraction: None)
+        return [(w["word"], w["start"], w["end"]) for s in found for w in s["words"]]
+
+    in_fours = aligned()
+    monkeypatch.setattr(align, "CPU_ALIGN_BATCH", len(segments))
+    at_once = aligned()
+
+    assert len(segments) == 5 and counting.calls == [4, 1, 5]
+    assert [w for w, _, _ in in_fours] == [w for w, _, _ in at_once]
+    assert len(in_fours) == sum(len(t.text.split()) for t in media["truth"])
+    timings = [(a[1], a[2], b[1], b[2]) for a, b in zip(in_fours, at_once, strict=True)]
+    assert max(max(abs(s1 - s2), abs(e1 - e2)) for s1, e1, s2, e2 in timings) <= 0.02, timings
