@@ -27,9 +27,9 @@ WINDOW_S = 30.0
 HOP = 160  # samples per mel frame
 MAX_PAD_S = 0.2
 ALIGN_BATCH = 8  # windows per encoder and alignment call on a GPU
-# On a CPU, four: the encoder's attention and the alignment's cross-attention grow with the
-# batch, and the batch of 8 was the four-hour file's peak (a spike in the alignment's first
-# minutes). The pipeline on 15 minutes in one process (tiny.en, int8, 2 cores, 2026-12-04): the
+# On a CPU, four: what one call holds (the windows' encoder output, the decoder's state and
+# cross-attention over each window's 1,500 frames) grows with the batch, and the batch of 8 was
+# the four-hour file's peak (a spike in the alignment's first minutes). The pipeline on 15 minutes in one process (tiny.en, int8, 2 cores, 2026-12-04): the
 # alignment's peak 304-309 MB above its start in eights, 179-188 in fours, 6.1-8.4 against
 # 6.7-7.2 s, the same words.
 CPU_ALIGN_BATCH = 4
