@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,9 @@ MAX_PAD_S = 0.2
 ALIGN_BATCH = 8  # windows per encoder and alignment call on a GPU
 # On a CPU, four: what one call holds (the windows' encoder output, the decoder's state and
 # cross-attention over each window's 1,500 frames) grows with the batch, and the batch of 8 was
-# the four-hour file's peak (a spike in the alignment's first minutes). The pipeline on 15 minutes in one process (tiny.en, int8, 2 cores, 2026-12-04): the
-# alignment's peak 304-309 MB above its start in eights, 179-188 in fours, 6.1-8.4 against
-# 6.7-7.2 s, the same words.
+# the four-hour file's peak (a spike in the alignment's first minutes). The pipeline on 15
+# minutes in one process (tiny.en, int8, 2 cores, 2026-12-04): the alignment's peak 304-309 MB
+# above its start in eights, 179-188 in fours, 6.1-8.4 against 6.7-7.2 s, the same words.
 CPU_ALIGN_BATCH = 4
 SENTENCE_END = re.compile(r"[.!?。！？]['\"”)\]]*$")
 PREPEND = "\"'“¿([{-"
@@ -50,9 +51,11 @@ def alignment_windows(segments: list[dict[str, Any]], duration: float) -> list[t
     return spans
 
 
-def align_batch(model: WhisperModel) -> int:
-    """Windows per encoder and alignment call: a GPU gains from batching, a CPU pays in memory."""
-    return ALIGN_BATCH if model.model.device != "cpu" else CPU_ALIGN_BATCH
+def window_batches(model: WhisperModel, count: int) -> Iterator[range]:
+    """The indices of `count` windows, a batch per encoder and alignment call: a GPU gains from
+    batching, a CPU pays in memory."""
+    step = ALIGN_BATCH if model.model.device != "cpu" else CPU_ALIGN_BATCH
+    return (range(first, min(count, first + step)) for first in range(0, count, step))
 
 
 def encode_windows(model: WhisperModel, audio: np.ndarray, spans: list[tuple[float, float]]) -> tuple[Any, list[int]]:
@@ -82,9 +85,7 @@ def align_with_whisper(
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     spans = alignment_windows(segments, duration)
     words_per_segment: list[list[dict[str, Any]]] = []
-    step = align_batch(model)
-    for batch_start in range(0, len(segments), step):
-        batch = list(range(batch_start, min(len(segments), batch_start + step)))
+    for batch in window_batches(model, len(segments)):
         encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
         tokens = [tokenizer.encode(" " + segments[i]["text"].strip()) for i in batch]
         # CTranslate2 takes one frame count per batch item

@@ -16,7 +16,7 @@ from typing import Any
 from faster_whisper.tokenizer import Tokenizer
 from whisperx.asr import WhisperModel
 
-from whisperx_api.pipeline.align import align_batch, alignment_windows, encode_windows
+from whisperx_api.pipeline.align import alignment_windows, encode_windows, window_batches
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 
 FLOOR = 1e-30  # log(0) is not a number JSON can carry
@@ -51,9 +51,7 @@ def token_logprobs(
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     spans = alignment_windows(texts, len(audio) / SAMPLE_RATE)
     found: list[dict[str, Any]] = []
-    step = align_batch(model)
-    for first in range(0, len(texts), step):
-        batch = range(first, min(len(texts), first + step))
+    for batch in window_batches(model, len(texts)):
         encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
         tokens = [tokenizer.encode(" " + texts[i]["text"].strip()) for i in batch]
         scored = model.model.align(encoder_output, tokenizer.sot_sequence, tokens, frames)
