@@ -4,9 +4,12 @@ every server process over time (a PNG plot beside the JSON), time per audio hour
 The recording is a two-voice conversation of distinct sentences (tests/speech_corpus.py
 espeak_conversation), so its truth (who said what, when) is known. With `--pieces-minutes N`
 the same audio is also sent cut into N-minute pieces, one task after another, for the issue's
-question: is a long file transcribed as well as the same audio in pieces?
+question: is a long file transcribed as well as the same audio in pieces? The file and its pieces
+both run on a warm service: a short task (--warm-up-minutes, the recording's start) loads every
+model first, so the comparison is of the work, not of a cold start. Each part's peak names the
+stage and every process's RSS at that moment.
 
-    uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60]
+    uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60] [--warm-up-minutes 2]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import httpx
 from tests.audio import Turn
 from tests.metrics import der, wer
 from tests.speech_corpus import Recording, espeak_conversation
-from tests.support import clear_queue, descendants, free_port, make_settings, settings_env, start_server
+from tests.support import clear_queue, descendants, free_port, make_settings, process_name, settings_env, start_server
 
 RESULTS = Path(__file__).parent / "results"
 SAMPLE_EVERY_S = 0.5
@@ -65,8 +68,8 @@ class MemoryTrace:
 
     pid: int
     stage: str = "idle"
-    # (s, stage, RSS of all, RSS of the largest, RssAnon of all, PSS of all)
-    samples: list[tuple[float, str, float, float, float, float]] = field(default_factory=list)
+    # (s, stage, RSS of all, RSS of the largest, RssAnon of all, PSS of all, RSS of each process)
+    samples: list[tuple[float, str, float, float, float, float, dict[str, int]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -75,6 +78,19 @@ class MemoryTrace:
     def stop(self) -> None:
         self._stop.set()
 
+    def at_peak(self, since: int = 0) -> dict[str, Any]:
+        """The stage and each process's RSS at the highest RSS of all processes from `since` on."""
+        top = max(self.samples[since:], key=lambda sample: sample[2])
+        return {"s": top[0], "stage": top[1], "rss_by_process_mb": top[6]}
+
+    def stage_seconds(self, since: int = 0) -> dict[str, float]:
+        """Seconds under each stage label, from the samples from index `since` on (the stage is
+        the task's as last polled, so each is a second or so late)."""
+        seconds: dict[str, float] = {}
+        for before, after in zip(self.samples[since:], self.samples[since + 1 :], strict=False):
+            seconds[before[1]] = round(seconds.get(before[1], 0.0) + after[0] - before[0], 1)
+        return seconds
+
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(SAMPLE_EVERY_S):
@@ -82,14 +98,16 @@ class MemoryTrace:
             each = [rss_mb(p) for p in processes]
             anon = sum(rss_mb(p, "RssAnon") for p in processes)
             pss = sum(pss_mb(p) for p in processes)
+            by_process = {f"{p} {process_name(p)}": round(r) for p, r in zip(processes, each, strict=True)}
             self.samples.append(
                 (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(anon),
-                 round(pss))
+                 round(pss), by_process)
             )  # fmt: skip
 
-    def peak(self) -> tuple[float, float, float, float]:
-        """Highest RSS of all processes, of the largest one, RssAnon of all and PSS of all."""
-        return tuple(max(s[i] for s in self.samples) for i in (2, 3, 4, 5))  # type: ignore[return-value]
+    def peak(self, since: int = 0) -> tuple[float, float, float, float]:
+        """Highest RSS of all processes, of the largest one, RssAnon of all and PSS of all, over
+        the samples from index `since` on."""
+        return tuple(max(s[i] for s in self.samples[since:]) for i in (2, 3, 4, 5))  # type: ignore[return-value]
 
 
 def transcribe(http: httpx.Client, path: Path, trace: MemoryTrace) -> dict[str, Any]:
@@ -159,6 +177,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--pieces-minutes", type=float, default=0, help="also send the audio in pieces this long")
+    parser.add_argument(
+        "--warm-up-minutes", type=float, default=2,
+        help="first send this much of the recording, so that the file, like the pieces after it, finds a warm "
+        "service (every model loaded); 0: the file runs on a fresh service",
+    )  # fmt: skip
     args = parser.parse_args()
     stamp = int(time.time())
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,10 +200,25 @@ def main() -> None:
                 trace.start()
                 time.sleep(2)
                 idle_all, idle_largest, idle_anon, idle_pss = trace.peak()
+                warm_up: dict[str, Any] = {}
+                if args.warm_up_minutes:
+                    started = time.monotonic()
+                    transcribe(http, cut(recording.path, 0, args.warm_up_minutes * 60, root / "warm_up.mp3"), trace)
+                    warm_up = {
+                        "warm_up_minutes": args.warm_up_minutes,
+                        "warm_up_wall_s": round(time.monotonic() - started, 1),
+                    }
+                    time.sleep(3)
+                    warm_up["rss_warm_all_mb"], _, warm_up["anon_warm_all_mb"], warm_up["pss_warm_all_mb"] = trace.peak(
+                        len(trace.samples) - 1
+                    )
+                first = len(trace.samples)
                 started = time.monotonic()
                 task = transcribe(http, recording.path, trace)
                 wall = time.monotonic() - started
-                whole_peak = trace.peak()
+                whole_peak = trace.peak(first)
+                stages = trace.stage_seconds(first)
+                at_peak = trace.at_peak(first)
                 result = task["result"]
                 row: dict[str, Any] = {
                     "audio_s": round(recording.duration, 1),
@@ -192,9 +230,10 @@ def main() -> None:
                     "speakers": result["speakers"],
                     **scores(recording, result["segments"]),
                     "rss_idle_all_mb": idle_all, "rss_idle_largest_mb": idle_largest, "anon_idle_all_mb": idle_anon,
-                    "pss_idle_all_mb": idle_pss,
+                    "pss_idle_all_mb": idle_pss, **warm_up,
                     "rss_peak_all_mb": whole_peak[0], "rss_peak_largest_mb": whole_peak[1],
-                    "anon_peak_all_mb": whole_peak[2], "pss_peak_all_mb": whole_peak[3],
+                    "anon_peak_all_mb": whole_peak[2], "pss_peak_all_mb": whole_peak[3], "stage_s": stages,
+                    "at_peak": at_peak,
                 }  # fmt: skip
                 print(json.dumps(row), flush=True)
                 if args.pieces_minutes:
@@ -222,6 +261,7 @@ def pieces(http: httpx.Client, recording: Recording, minutes: float, root: Path,
     length = minutes * 60
     segments: list[dict[str, Any]] = []
     speakers: list[int] = []
+    first = len(trace.samples)
     started = time.monotonic()
     offset = 0.0
     while offset < recording.duration:
@@ -238,6 +278,10 @@ def pieces(http: httpx.Client, recording: Recording, minutes: float, root: Path,
         offset += length
     return {
         "minutes": minutes, "wall_s": round(time.monotonic() - started, 1), "speakers_per_piece": speakers,
+        "s_per_audio_hour": round((time.monotonic() - started) / recording.duration * 3600, 1),
+        **dict(zip(("rss_peak_all_mb", "rss_peak_largest_mb", "anon_peak_all_mb", "pss_peak_all_mb"),
+                   trace.peak(first), strict=True)),
+        "stage_s": trace.stage_seconds(first), "at_peak": trace.at_peak(first),
         **scores(recording, segments),
     }  # fmt: skip
 

@@ -396,3 +396,31 @@ def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(
     assert len(in_fours) == sum(len(t.text.split()) for t in media["truth"])
     timings = [(a[1], a[2], b[1], b[2]) for a, b in zip(in_fours, at_once, strict=True)]
     assert max(max(abs(s1 - s2), abs(e1 - e2)) for s1, e1, s2, e2 in timings) <= 0.02, timings
+
+
+def test_each_stage_is_followed_by_a_release_sized_by_its_own_running_time(
+    media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine hands each stage's running time to memory.release_after_stage, which drops the
+    libraries' pages only after a long stage: a stage's own time, not the task's so far."""
+    from pathlib import Path
+
+    from whisperx_api.pipeline import engine as engine_module
+    from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
+
+    heard: list[float] = []
+    real = engine_module.release_after_stage
+
+    def recording(ran_s: float) -> None:
+        heard.append(ran_s)
+        real(ran_s)
+
+    monkeypatch.setattr(engine_module, "release_after_stage", recording)
+    engine = engine_module.SpeechEngine(EngineConfig(models_dir=Path(tmp_path_factory.mktemp("models"))))
+    options = PipelineOptions(whisper=WhisperOptions(model="tiny.en", language="en", device="cpu", compute_type="int8"))
+    result = engine.run(media["english"], options, lambda _stage, _fraction: None, align=False, diarize=False)
+    assert result.timings is not None and list(result.timings) == ["decode", "vad", "transcribe"]
+    assert len(heard) == 3
+    for ran_s, timed in zip(heard, result.timings.values(), strict=True):
+        # the timing also holds the release itself, which only a long stage makes (~0.1 s)
+        assert 0 < ran_s <= timed + 0.001 and timed - ran_s < 0.5

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from whisperx_api.memory import release_freed_memory
+from whisperx_api.memory import release_after_stage
 from whisperx_api.pipeline import align as align_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, memory_released
 from whisperx_api.pipeline.combine import assign_speakers, attribute
@@ -229,7 +229,8 @@ class SpeechEngine:
 
         def lap(name: str) -> None:
             nonlocal clock
-            release_freed_memory()  # the next stage's working set does not come on top of this one's
+            # the next stage's working set does not come on top of this one's
+            release_after_stage(time.perf_counter() - clock)
             now = time.perf_counter()
             timings[name] = round(now - clock, 3)
             clock = now
