@@ -86,8 +86,8 @@ def release_freed_memory() -> None:
 # its own libraries: torch's convolutions for the VAD and the diarizer, CTranslate2 for Whisper.
 # Kept, they stayed resident under every later stage, and a warm service rested at what its last
 # task had touched. Measured on 10 minutes of a two-voice conversation, three tasks one after the
-# other in one service: the inference process at rest 806-815 MB RSS against 938-947, the
-# transcription's peak for all processes 1,381 / 1,456 against 1,487 / 1,497 MB.
+# other in one service: the inference process at rest 809-812 MB RSS against 938-947, the warm
+# tasks' peak for all processes 1,464 / 1,445 against 1,503 / 1,549 MB, in the same time.
 LIBRARY_PAGES_AFTER_S = 5.0
 
 
