@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import asyncpg
 import httpx
 import redis
 
+from whisperx_api.memory import droppable_file_mappings
 from whisperx_api.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -270,3 +272,12 @@ def wait_until(check: Any, timeout: float, interval: float = 0.2) -> float:
                 return time.monotonic() - started
         time.sleep(interval)
     raise AssertionError(f"not true after {timeout}s: {check}")
+
+
+# the files of GPU code a CUDA build of torch maps: NVIDIA's pip libraries, torch's CUDA parts, Triton
+GPU_LIBRARY = re.compile(r"/nvidia/|/triton/|/lib(?:torch_cuda|c10_cuda|cudnn|cublas|cusparse|nvrtc|nvJitLink|cufft)")
+
+
+def resident_library_pages(pid: int | str, only: re.Pattern[str] | None = None) -> int:
+    """Bytes of read-only file pages resident in `pid` that hold only the file's own content."""
+    return sum(m.resident for m in droppable_file_mappings(pid) if only is None or only.search(m.path))

@@ -276,9 +276,10 @@ def pieces(http: httpx.Client, recording: Recording, minutes: float, root: Path,
             segments.append({**s, "start": s["start"] + offset, "end": s["end"] + offset,
                              "speaker": names.get(s.get("speaker", "?"), "?")})  # fmt: skip
         offset += length
+    wall = time.monotonic() - started
     return {
-        "minutes": minutes, "wall_s": round(time.monotonic() - started, 1), "speakers_per_piece": speakers,
-        "s_per_audio_hour": round((time.monotonic() - started) / recording.duration * 3600, 1),
+        "minutes": minutes, "wall_s": round(wall, 1), "speakers_per_piece": speakers,
+        "s_per_audio_hour": round(wall / recording.duration * 3600, 1),
         **dict(zip(("rss_peak_all_mb", "rss_peak_largest_mb", "anon_peak_all_mb", "pss_peak_all_mb"),
                    trace.peak(first), strict=True)),
         "stage_s": trace.stage_seconds(first), "at_peak": trace.at_peak(first),

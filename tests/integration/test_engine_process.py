@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,8 +17,7 @@ import pytest
 
 from tests.audio import concatenate, speak
 from tests.metrics import wer
-from tests.support import make_settings
-from whisperx_api.memory import droppable_file_mappings
+from tests.support import GPU_LIBRARY, make_settings, resident_library_pages
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
 from whisperx_api.pipeline.progress import Progress
@@ -116,15 +114,6 @@ def test_the_web_process_does_not_import_the_ml_stack() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""
-
-
-# the files of GPU code a CUDA build of torch maps: NVIDIA's pip libraries, torch's CUDA parts, Triton
-GPU_LIBRARY = re.compile(r"/nvidia/|/triton/|/lib(?:torch_cuda|c10_cuda|cudnn|cublas|cusparse|nvrtc|nvJitLink|cufft)")
-
-
-def resident_library_pages(pid: int, only: re.Pattern[str] | None = None) -> int:
-    """Bytes of read-only file pages resident in `pid` that hold only the file's own content."""
-    return sum(m.resident for m in droppable_file_mappings(pid) if only is None or only.search(m.path))
 
 
 async def test_the_inference_process_keeps_only_the_library_pages_it_uses(tmp_path: Path) -> None:

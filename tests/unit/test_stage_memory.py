@@ -8,17 +8,18 @@ import json
 import subprocess
 import sys
 
+from tests.support import REPO
 from whisperx_api.memory import LIBRARY_PAGES_AFTER_S
 
 # In a process of its own: this test process's library pages are other tests' to measure.
 # torch's import touches its GPU libraries' pages (over 50 MB of them on a CUDA build), which
 # nothing here runs again, so whatever leaves them resident is what the call left.
 PROBE = """
-import json, re, torch
+import json, torch
 from whisperx_api import memory
-gpu = re.compile(r"/nvidia/|/triton/|/lib(?:torch_cuda|c10_cuda|cudnn|cublas|cusparse|nvrtc|nvJitLink|cufft)")
+from tests.support import GPU_LIBRARY, resident_library_pages
 def resident():
-    return sum(m.resident for m in memory.droppable_file_mappings() if gpu.search(m.path))
+    return resident_library_pages("self", GPU_LIBRARY)
 before = resident()
 memory.release_after_stage(memory.LIBRARY_PAGES_AFTER_S * 0.9)
 short = resident()
@@ -29,7 +30,9 @@ print(json.dumps([before, short, resident()]))
 
 def test_a_stage_that_ran_long_enough_leaves_the_library_pages_it_touched() -> None:
     assert 1.0 <= LIBRARY_PAGES_AFTER_S <= 30.0  # costs 70-90 ms: a few % of such a stage at most
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
     before, after_short, after_long = json.loads(out.stdout.strip().splitlines()[-1])
     assert before > 50 * 2**20
     assert after_short > 0.9 * before  # a short stage: only its freed memory, not worth the smaps read
