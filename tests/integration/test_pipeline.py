@@ -424,3 +424,25 @@ def test_each_stage_is_followed_by_a_release_sized_by_its_own_running_time(
     for ran_s, timed in zip(heard, result.timings.values(), strict=True):
         # the timing also holds the release itself, which only a long stage makes (~0.1 s)
         assert 0 < ran_s <= timed + 0.001 and timed - ran_s < 0.5
+
+
+def test_each_stage_is_reported_as_it_starts(media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A stage's name shows from its start, at the start of its share of the progress: the stages
+    report after each batch, so before, the decoder's first batch (a task's peak of memory) was
+    shown, and in the benchmarks measured, as the VAD, and the alignment's first as transcription."""
+    from pathlib import Path
+
+    from whisperx_api.pipeline.engine import SpeechEngine
+    from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
+
+    engine = SpeechEngine(EngineConfig(models_dir=Path(tmp_path_factory.mktemp("models"))))
+    options = PipelineOptions(whisper=WhisperOptions(model="tiny.en", language="en", device="cpu", compute_type="int8"))
+    reports: list[tuple[str, float]] = []
+    engine.run(media["dialogue"], options, lambda stage, fraction: reports.append((stage, fraction)))
+    first: dict[str, float] = {}
+    for stage, fraction in reports:
+        first.setdefault(stage, fraction)
+    assert list(first) == ["decoding", "vad", "transcribing", "aligning", "diarizing"]
+    assert first == {"decoding": 0.0, "vad": 0.05, "transcribing": 0.1, "aligning": 0.6, "diarizing": 0.75}
+    # and each stage's own reports follow from there
+    assert [stage for stage, _ in reports] == sorted((s for s, _ in reports), key=list(first).index)

@@ -246,6 +246,10 @@ class SpeechEngine:
                 regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
             )
             lap("vad")
+            # each stage is reported as it starts, not at its first batch's end: the stages report
+            # progress after each batch, and the first batch (the decoder's: a task's peak of
+            # memory) was shown, and measured, as the stage before it
+            progress("transcribing", 0.1)
             scored: list[dict[str, Any]] = []
             with self.whisper_model(options.whisper) as model:
                 transcript = transcribe(
@@ -277,11 +281,13 @@ class SpeechEngine:
             if align:
                 # after translation the text is English, so align it as English
                 align_language = "en" if options.whisper.task == "translate" else language
+                progress("aligning", 0.6)
                 segments, result["alignment"] = self.align(
                     audio, segments, align_language, options, stage_span(progress, "aligning", 0.6, 0.75)
                 )
                 lap("align")
             if diarize:
+                progress("diarizing", 0.75)
                 found = self.diarize(
                     audio, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95), options.vad,
                     regions,
@@ -304,6 +310,7 @@ class SpeechEngine:
         audio = decode_audio(path)
         language = transcript.language or options.whisper.language or "en"
         given = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+        progress("aligning", 0.0)
         with memory_released(audio):
             segments, backend = self.align(audio, given, language, options, progress)
         return transcript_from(
@@ -315,6 +322,7 @@ class SpeechEngine:
 
     def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:
         audio = decode_audio(path)
+        progress("diarizing", 0.0)
         with memory_released(audio):
             found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
         return Diarized(
