@@ -182,6 +182,11 @@ def main() -> None:
         help="first send this much of the recording, so that the file, like the pieces after it, finds a warm "
         "service (every model loaded); 0: the file runs on a fresh service",
     )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=0,
+        help="the service's BATCH_SIZE (Whisper's windows per batch; on a CPU at most 4 per decoder call); "
+        "0: its default",
+    )  # fmt: skip
     args = parser.parse_args()
     stamp = int(time.time())
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,6 +198,8 @@ def main() -> None:
         settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}")
         port = free_port()
         env = {**settings_env(settings), "LOG_LEVEL": "WARNING"}
+        if args.batch_size:
+            env["BATCH_SIZE"] = str(args.batch_size)
         server = start_server(env, root / "s.log", port, worker_ready=True, timeout=300)
         trace = MemoryTrace(server.proc.pid)
         try:
@@ -221,6 +228,7 @@ def main() -> None:
                 at_peak = trace.at_peak(first)
                 result = task["result"]
                 row: dict[str, Any] = {
+                    "batch_size": args.batch_size or settings.batch_size,
                     "audio_s": round(recording.duration, 1),
                     "upload_mb": round(recording.path.stat().st_size / 1e6, 1),
                     "wall_s": round(wall, 1),
