@@ -47,7 +47,7 @@ from whisperx_api.pipeline.options import (
     VadOptions,
     WhisperOptions,
 )
-from whisperx_api.pipeline.progress import ProgressCallback, stage_span
+from whisperx_api.pipeline.progress import ProgressCallback, start_stage
 from whisperx_api.pipeline.results import Diarized, Diarizer, Segment, Transcript, Turn, transcript_from
 from whisperx_api.pipeline.transcribe import load_whisper, transcribe
 from whisperx_api.pipeline.vad import PyannoteVad, Region, SileroVad, VadModel, merge_regions
@@ -246,10 +246,7 @@ class SpeechEngine:
                 regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
             )
             lap("vad")
-            # each stage is reported as it starts, not at its first batch's end: the stages report
-            # progress after each batch, and the first batch (the decoder's: a task's peak of
-            # memory) was shown, and measured, as the stage before it
-            progress("transcribing", 0.1)
+            transcribing = start_stage(progress, "transcribing", 0.1, 0.6)  # loading the model included
             scored: list[dict[str, Any]] = []
             with self.whisper_model(options.whisper) as model:
                 transcript = transcribe(
@@ -258,7 +255,7 @@ class SpeechEngine:
                     windows,
                     options.whisper,
                     options.asr,
-                    stage_span(progress, "transcribing", 0.1, 0.6),
+                    transcribing,
                     (lambda segment: on_segment(transcript_from({"segments": [segment]}).segments[0]))
                     if on_segment
                     else None,
@@ -281,15 +278,13 @@ class SpeechEngine:
             if align:
                 # after translation the text is English, so align it as English
                 align_language = "en" if options.whisper.task == "translate" else language
-                progress("aligning", 0.6)
                 segments, result["alignment"] = self.align(
-                    audio, segments, align_language, options, stage_span(progress, "aligning", 0.6, 0.75)
+                    audio, segments, align_language, options, start_stage(progress, "aligning", 0.6, 0.75)
                 )
                 lap("align")
             if diarize:
-                progress("diarizing", 0.75)
                 found = self.diarize(
-                    audio, options.diarize, options.whisper, stage_span(progress, "diarizing", 0.75, 0.95), options.vad,
+                    audio, options.diarize, options.whisper, start_stage(progress, "diarizing", 0.75, 0.95), options.vad,
                     regions,
                 )  # fmt: skip
                 lap("diarize")
@@ -310,9 +305,8 @@ class SpeechEngine:
         audio = decode_audio(path)
         language = transcript.language or options.whisper.language or "en"
         given = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
-        progress("aligning", 0.0)
         with memory_released(audio):
-            segments, backend = self.align(audio, given, language, options, progress)
+            segments, backend = self.align(audio, given, language, options, start_stage(progress, "aligning", 0.0, 1.0))
         return transcript_from(
             {
                 "language": language, "duration": round(len(audio) / SAMPLE_RATE, 3), "alignment": backend,
@@ -322,9 +316,10 @@ class SpeechEngine:
 
     def diarize_file(self, path: Path, options: PipelineOptions, progress: ProgressCallback) -> Diarized:
         audio = decode_audio(path)
-        progress("diarizing", 0.0)
         with memory_released(audio):
-            found = self.diarize(audio, options.diarize, options.whisper, progress, options.vad)
+            found = self.diarize(
+                audio, options.diarize, options.whisper, start_stage(progress, "diarizing", 0.0, 1.0), options.vad
+            )
         return Diarized(
             duration=round(len(audio) / SAMPLE_RATE, 3), diarization=Diarizer(**found.describe()),
             segments=[Turn(start=t.start, end=t.end, speaker=t.speaker) for t in found.turns],

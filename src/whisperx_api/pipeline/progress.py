@@ -26,6 +26,9 @@ class Progress:
             return self._version, self._stage, self._fraction
 
 
-def stage_span(progress: ProgressCallback, stage: str, start: float, end: float) -> ProgressCallback:
-    """Map a stage's own 0..1 onto its share [start, end] of the whole task."""
+def start_stage(progress: ProgressCallback, stage: str, start: float, end: float) -> ProgressCallback:
+    """Report `stage` as started, and map its own 0..1 onto its share [start, end] of the whole
+    task. Reported now, not at its first batch's end (the stages report after each batch): the
+    first batch, the decoder's a task's peak of memory, was shown and measured as the stage before."""
+    progress(stage, start)
     return lambda _stage, fraction: progress(stage, start + (end - start) * fraction)
