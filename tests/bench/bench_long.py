@@ -10,6 +10,7 @@ model first, so the comparison is of the work, not of a cold start. Each part's 
 stage and every process's RSS at that moment.
 
     uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60] [--warm-up-minutes 2]
+        [--batch-size N] [--model tiny.en]
 """
 
 from __future__ import annotations
@@ -110,10 +111,10 @@ class MemoryTrace:
         return tuple(max(s[i] for s in self.samples[since:]) for i in (2, 3, 4, 5))  # type: ignore[return-value]
 
 
-def transcribe(http: httpx.Client, path: Path, trace: MemoryTrace) -> dict[str, Any]:
+def transcribe(http: httpx.Client, path: Path, trace: MemoryTrace, model: str) -> dict[str, Any]:
     response = http.post(
         "/speech-to-text", files={"file": (path.name, path.read_bytes())},
-        data={"model": "tiny.en", "language": "en"},
+        data={"model": model, "language": "en"},
     )  # fmt: skip
     response.raise_for_status()
     identifier = response.json()["identifier"]
@@ -187,6 +188,7 @@ def main() -> None:
         help="the service's BATCH_SIZE (Whisper's windows per batch; on a CPU at most 4 per decoder call); "
         "0: its default",
     )  # fmt: skip
+    parser.add_argument("--model", default="tiny.en", help="the Whisper model each task asks for")
     args = parser.parse_args()
     stamp = int(time.time())
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,7 +212,9 @@ def main() -> None:
                 warm_up: dict[str, Any] = {}
                 if args.warm_up_minutes:
                     started = time.monotonic()
-                    transcribe(http, cut(recording.path, 0, args.warm_up_minutes * 60, root / "warm_up.mp3"), trace)
+                    transcribe(
+                        http, cut(recording.path, 0, args.warm_up_minutes * 60, root / "warm_up.mp3"), trace, args.model
+                    )
                     warm_up = {
                         "warm_up_minutes": args.warm_up_minutes,
                         "warm_up_wall_s": round(time.monotonic() - started, 1),
@@ -221,13 +225,14 @@ def main() -> None:
                     )
                 first = len(trace.samples)
                 started = time.monotonic()
-                task = transcribe(http, recording.path, trace)
+                task = transcribe(http, recording.path, trace, args.model)
                 wall = time.monotonic() - started
                 whole_peak = trace.peak(first)
                 stages = trace.stage_seconds(first)
                 at_peak = trace.at_peak(first)
                 result = task["result"]
                 row: dict[str, Any] = {
+                    "model": args.model,
                     "batch_size": args.batch_size or settings.batch_size,
                     "audio_s": round(recording.duration, 1),
                     "upload_mb": round(recording.path.stat().st_size / 1e6, 1),
@@ -245,7 +250,7 @@ def main() -> None:
                 }  # fmt: skip
                 print(json.dumps(row), flush=True)
                 if args.pieces_minutes:
-                    row["pieces"] = pieces(http, recording, args.pieces_minutes, root, trace)
+                    row["pieces"] = pieces(http, recording, args.pieces_minutes, root, trace, args.model)
                     print(json.dumps(row["pieces"]), flush=True)
         finally:
             trace.stop()
@@ -254,7 +259,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     plot(
         trace,
-        f"{args.minutes:g}-minute recording, full pipeline (tiny.en), this machine",
+        f"{args.minutes:g}-minute recording, full pipeline ({args.model}), this machine",
         RESULTS / f"long_{stamp}.png",
     )
     (RESULTS / f"long_{stamp}.json").write_text(
@@ -263,7 +268,9 @@ def main() -> None:
     print(f"wrote {RESULTS / f'long_{stamp}.png'}")
 
 
-def pieces(http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace) -> dict[str, Any]:
+def pieces(
+    http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace, model: str
+) -> dict[str, Any]:
     """The same audio in `minutes`-long pieces, one task each; their segments shifted back onto
     the whole file's clock and scored against the same truth."""
     length = minutes * 60
@@ -274,7 +281,7 @@ def pieces(http: httpx.Client, recording: Recording, minutes: float, root: Path,
     offset = 0.0
     while offset < recording.duration:
         piece = cut(recording.path, offset, length, root / f"piece_{int(offset)}.mp3")
-        result = transcribe(http, piece, trace)["result"]
+        result = transcribe(http, piece, trace, model)["result"]
         # speaker names are per task: map each piece's to the truth's voices by overlap, as a
         # user joining pieces would have to (DER of the pieces is then at its best)
         truth = [t for t in recording.turns if offset <= t.start < offset + length]

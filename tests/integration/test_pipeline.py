@@ -331,12 +331,15 @@ class CountingWhisper:
         return getattr(self.real, name)
 
 
-def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
+def test_a_cpu_batch_decoded_in_parts_gives_what_the_batch_at_once_gives(
     media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a CPU the decoder takes a batch's windows four at a time (pipeline/transcribe.py: a
-    third less memory at the peak of a file): six windows make two decoder calls, and each
+    """On a CPU the decoder takes as many of a batch's windows per call as keep windows x beams
+    within CPU_DECODE_SEQUENCES (pipeline/transcribe.py: the decoder was the peak of every task):
+    at beam 5 six windows make three calls of two, at beam 2 two calls of five and one, and each
     window's text, tokens and scores are those of the six decoded in one call."""
+    import dataclasses
+
     import numpy as np
     import soundfile
     from faster_whisper.tokenizer import Tokenizer
@@ -353,17 +356,20 @@ def test_a_cpu_batch_decoded_in_fours_gives_what_the_batch_at_once_gives(
     features = np.stack([model.feature_extractor(w)[:, :3000] for w in windows])
     tokenizer = Tokenizer(model.hf_tokenizer, False, task="transcribe", language="en")
     options = transcribe._options(AsrOptions(), False)
+    assert options.beam_size == 5
     decoder = model.model = CountingWhisper(model.model)
 
-    in_fours = model.generate_segment_batched(features, tokenizer, options)
-    monkeypatch.setattr(transcribe, "CPU_DECODE_BATCH", 6)
+    in_twos = model.generate_segment_batched(features, tokenizer, options)
+    in_fives = model.generate_segment_batched(features, tokenizer, dataclasses.replace(options, beam_size=2))
+    monkeypatch.setattr(transcribe, "CPU_DECODE_SEQUENCES", 30)
     at_once = model.generate_segment_batched(features, tokenizer, options)
 
-    assert decoder.calls == [4, 2, 6]
-    assert in_fours["text"] == at_once["text"] and len(set(in_fours["text"])) == 6, in_fours["text"]
-    assert in_fours["tokens"] == at_once["tokens"]
-    assert np.allclose(in_fours["avg_logprob"], at_once["avg_logprob"], atol=1e-3)
-    assert np.allclose(in_fours["no_speech_prob"], at_once["no_speech_prob"], atol=1e-3)
+    assert decoder.calls == [2, 2, 2, 5, 1, 6]
+    assert in_twos["text"] == at_once["text"] and len(set(in_twos["text"])) == 6, in_twos["text"]
+    assert in_twos["tokens"] == at_once["tokens"]
+    assert np.allclose(in_twos["avg_logprob"], at_once["avg_logprob"], atol=1e-3)
+    assert np.allclose(in_twos["no_speech_prob"], at_once["no_speech_prob"], atol=1e-3)
+    assert len(in_fives["text"]) == 6
 
 
 def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(

@@ -21,7 +21,23 @@ from whisperx_api.pipeline.vad import Region
 logger = logging.getLogger(__name__)
 
 LANGUAGE_WINDOW_S = 30
-CPU_DECODE_BATCH = 4  # windows per decoder call on a CPU (DetailedWhisperModel)
+# Sequences (windows x beams) per decoder call on a CPU (DetailedWhisperModel). Each sequence holds
+# its own state: in every decoder layer the keys and values of its window's 1,500 encoder frames
+# and of the tokens so far, so a call's memory grows with windows x beams, and a model's size.
+# The whole pipeline in one process on 5 minutes of a two-voice conversation (int8, beam 5, 2
+# cores, 2026-12-05, calls in the order 4 3 2 2 3 4 windows): the transcription's peak above the
+# process's rest with 4 / 3 / 2 windows per call, tiny.en 413-443 / 336 / 282-295 MB, base 497-502
+# / 427-431 / 351-371; the whole pipeline 28.9-31.4 / 30.8-30.9 / 31.1-32.0 s with tiny.en and
+# 40.8-43.8 / 42.0-43.1 / 40.9-44.7 s with base, the same words and speakers. The decoder was the
+# peak of every task; at 2 windows it is level with the alignment's. The batch (BATCH_SIZE) still
+# sets how many windows are prepared at once, and a GPU decodes it whole: batching makes it fast.
+CPU_DECODE_SEQUENCES = 10
+
+
+def cpu_decode_windows(beam_size: int) -> int:
+    """Windows per decoder call on a CPU: as many as keep a call within CPU_DECODE_SEQUENCES
+    (2 at the default beam of 5; greedy decoding up to 10)."""
+    return max(1, CPU_DECODE_SEQUENCES // max(1, beam_size))
 
 
 class DetailedWhisperModel(WhisperModel):
@@ -38,12 +54,7 @@ class DetailedWhisperModel(WhisperModel):
             hotwords=options.hotwords,
         )  # fmt: skip
         results: list[Any] = []
-        # On a CPU the decoder takes the windows four at a time: its beams' attention state grows
-        # with the batch, and a batch of 8 (tiny.en, int8, beam 5) was the peak of every file,
-        # 559-560 MB above the working level against 346 MB in fours, for 6 % more time (10.0-10.3
-        # against 10.7-10.9 s for 16 windows on 2 cores, the same words; 2026-12-03). A GPU
-        # decodes the whole batch at once, where batching is what makes it fast.
-        step = batch_size if self.model.device != "cpu" else CPU_DECODE_BATCH
+        step = batch_size if self.model.device != "cpu" else cpu_decode_windows(options.beam_size)
         for start in range(0, batch_size, step):
             part = features[start : start + step]
             results += self.model.generate(
