@@ -186,8 +186,7 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=0,
         help="the service's BATCH_SIZE (Whisper's windows per batch; a CPU decoder takes at most 10 windows x "
-        "beams per call); "
-        "0: its default",
+        "beams per call); 0: its default",
     )  # fmt: skip
     parser.add_argument("--model", default="tiny.en", help="the Whisper model each task asks for")
     args = parser.parse_args()
