@@ -452,3 +452,8 @@ def test_each_stage_is_reported_as_it_starts(media: dict[str, Any], tmp_path_fac
     assert first == {"decoding": 0.0, "vad": 0.05, "transcribing": 0.1, "aligning": 0.6, "diarizing": 0.75}
     # and each stage's own reports follow from there
     assert [stage for stage, _ in reports] == sorted((s for s, _ in reports), key=list(first).index)
+    # the VAD, like the stages after it, reports as it goes (each of its batches), up to its share's end
+    vad = [fraction for stage, fraction in reports if stage == "vad"]
+    assert len(vad) > 2 and vad == sorted(vad) and vad[-1] == pytest.approx(0.1)
+    diarizing = [fraction for stage, fraction in reports if stage == "diarizing"]
+    assert diarizing == sorted(diarizing) and any(0.75 < f < 0.75 + 0.3 * 0.2 for f in diarizing)

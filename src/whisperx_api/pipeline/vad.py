@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +13,10 @@ from whisperx.vads.vad import Vad
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 from whisperx_api.pipeline.options import VadOptions
+from whisperx_api.pipeline.sliding import aggregated
+
+# the share of the audio a VAD has gone through
+Done = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -22,12 +28,13 @@ class Region:
 # 5 s windows per forward pass. whisperx's 32 held 460 MB of activations at the peak of each
 # batch; 8 hold 90 MB and took 7 % longer (10 minutes of speech: 17.9 s vs 16.7 s, this machine)
 VAD_BATCH = 8
-# whisperx's load_vad_model values
-VAD_HYPERPARAMETERS = {"onset": 0.5, "offset": 0.363, "min_duration_on": 0.1, "min_duration_off": 0.1}
 
 
 class PyannoteVad:
-    """whisperx's segmentation model from its own wheel (no hub)."""
+    """whisperx's segmentation model from its own wheel (no hub), run as whisperx's
+    VoiceActivitySegmentation runs it (5 s windows 0.5 s apart, each frame the most active of
+    the model's speakers, overlap-added), with the windows' scores summed batch by batch
+    (sliding.py) rather than held for the whole recording."""
 
     name = "pyannote"
 
@@ -35,23 +42,39 @@ class PyannoteVad:
         from pathlib import Path
 
         import whisperx
-        from pyannote.audio import Model
-        from whisperx.vads.pyannote import VoiceActivitySegmentation
+        from pyannote.audio import Inference, Model
 
         weights = Path(whisperx.__file__).parent / "assets" / "pytorch_model.bin"
         model = Model.from_pretrained(str(weights))
-        self._pipeline = VoiceActivitySegmentation(
-            segmentation=model, device=torch.device(device), batch_size=VAD_BATCH
+        if model is None:
+            raise RuntimeError("whisperx's VAD weights could not be loaded")
+        self.inference = Inference(
+            model, device=torch.device(device), batch_size=VAD_BATCH, pre_aggregation_hook=_most_active
         )
-        self._pipeline.instantiate(VAD_HYPERPARAMETERS)
 
-    def regions(self, audio: np.ndarray, vad: VadOptions, max_duration: float) -> list[Region]:
+    def regions(
+        self, audio: np.ndarray, vad: VadOptions, max_duration: float, done: Done | None = None
+    ) -> list[Region]:
         from whisperx.vads.pyannote import Binarize
 
-        scores = self._pipeline({"waveform": torch.from_numpy(audio).unsqueeze(0), "sample_rate": SAMPLE_RATE})
+        with warnings.catch_warnings():
+            # the decoded audio is read-only; torch warns although nothing writes to it
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            waveform = torch.from_numpy(audio).unsqueeze(0)
+        scores = aggregated(
+            self.inference,
+            waveform,
+            SAMPLE_RATE,
+            None if done is None else lambda windows, total: done(windows / total),
+        )
         binarize = Binarize(max_duration=max_duration, onset=vad.vad_onset, offset=vad.vad_offset)
         found = [Region(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
         return shaped(found, vad.speech_pad_s or 0.0, vad.min_silence_s or 0.0, max_duration)
+
+
+def _most_active(scores: np.ndarray) -> np.ndarray:
+    """pyannote's VoiceActivityDetection hook: speech where any of the model's speakers speaks."""
+    return np.max(scores, axis=-1, keepdims=True)
 
 
 def shaped(regions: list[Region], pad: float, min_silence: float, max_duration: float) -> list[Region]:
@@ -81,7 +104,9 @@ class SileroVad:
         self._timestamps = get_speech_timestamps
         torch.set_num_threads(threads)  # importing silero_vad sets it to 1
 
-    def regions(self, audio: np.ndarray, vad: VadOptions, max_duration: float) -> list[Region]:
+    def regions(
+        self, audio: np.ndarray, vad: VadOptions, max_duration: float, done: Done | None = None
+    ) -> list[Region]:
         padding = {} if vad.speech_pad_s is None else {"speech_pad_ms": round(vad.speech_pad_s * 1000)}
         if vad.min_silence_s is not None:
             padding["min_silence_duration_ms"] = round(vad.min_silence_s * 1000)
@@ -93,6 +118,7 @@ class SileroVad:
             sampling_rate=SAMPLE_RATE,
             max_speech_duration_s=max_duration,
             return_seconds=False,
+            progress_tracking_callback=None if done is None else lambda percent: done(percent / 100),
             **padding,
         )
         return [Region(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]

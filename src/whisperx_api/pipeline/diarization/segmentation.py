@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from whisperx_api.memory import release_freed_memory
+from whisperx_api.pipeline import sliding
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 from whisperx_api.pipeline.diarization import campp
 from whisperx_api.pipeline.diarization.clustering import spectral_labels
@@ -88,6 +89,10 @@ class Stretch:
         if pieces[-1][1] < self.end - 0.1:
             pieces.append((self.end - PIECE_S, self.end))
         return pieces
+
+
+def _active(scores: np.ndarray) -> np.ndarray:
+    return scores > 0.5
 
 
 def split_units(segmentation: np.ndarray, gap: int = UNIT_GAP_FRAMES) -> np.ndarray:
@@ -186,14 +191,15 @@ class SegmentationDiarizer:
             # the decoded audio is read-only; torch warns although nothing writes to it
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             waveform = torch.from_numpy(audio).unsqueeze(0)
-        windows: Any = self.segmentation({"waveform": waveform, "sample_rate": SAMPLE_RATE})
         # The powerset output comes as float32 0/1 and every step below reads it as active or not:
         # a byte per value keeps the windows and their units a quarter of the size (in float32
         # ~23 MB per hour of audio, held through the whole stage) and the reconstruction an eighth
-        # (float64: ~11 MB per hour at the stage's end).
-        windows.data = (windows.data > 0.5).astype(np.uint8)
+        # (float64: ~11 MB per hour at the stage's end). Each batch's is written as it comes.
+        windows = sliding.stacked(
+            self.segmentation, waveform, SAMPLE_RATE, _active, np.uint8,
+            lambda done, total: progress("diarizing", 0.3 * done / total),
+        )  # fmt: skip
         release_freed_memory()  # the segmentation's activations, before the encoder's come
-        progress("diarizing", 0.3)
         count = Steps.speaker_count(windows, self.frames, warm_up=(0.0, 0.0))
         units = SlidingWindowFeature(split_units(windows.data), windows.sliding_window)
         stretches = group_stretches(find_units(units), windows.sliding_window.duration)
