@@ -1,6 +1,7 @@
 """/v1/audio/transcriptions latency vs bare whisperx, same 10 s clip and settings (tiny.en,
 int8 CPU, batch 8, pyannote VAD, language en). The difference of medians is the service's
-overhead (upload, validation, task rows, response), measured interleaved.
+overhead (upload, validation, task rows, response), measured interleaved; also the median and
+quartiles of each pair's difference, which the host's drift during a run does not move.
 
     uv run python tests/bench/bench_openai.py [--runs 10]
 """
@@ -75,11 +76,16 @@ def main() -> None:
         finally:
             server.stop()
             clear_queue(settings.queue_name)
+    # each service run minus the bare run just before it: the host's drift between the two
+    # halves of a run cancels, which the difference of the two medians does not
+    paired = statistics.quantiles([(y - x) * 1000 for x, y in zip(a, b, strict=True)], n=4)
     row = {
         "audio_s": round(audio_s, 2),
         "bare_whisperx_median_ms": round(statistics.median(a) * 1000, 1),
         "service_median_ms": round(statistics.median(b) * 1000, 1),
         "overhead_ms": round((statistics.median(b) - statistics.median(a)) * 1000, 1),
+        "overhead_paired_median_ms": round(paired[1], 1),
+        "overhead_paired_quartiles_ms": [round(paired[0], 1), round(paired[2], 1)],
         "upload_bytes": len(data),
     }
     print(json.dumps(row))
