@@ -12,6 +12,7 @@ arithmetic are pyannote's, so are the results (tests/integration/test_sliding_wi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +22,14 @@ import torch.nn.functional as F
 
 # (windows done, windows in all) after each batch
 WindowsDone = Callable[[int, int], None]
+
+
+def as_waveform(audio: np.ndarray) -> torch.Tensor:
+    """The decoded audio as the (channel, samples) tensor pyannote's models take, sharing its memory."""
+    with warnings.catch_warnings():
+        # the decoded audio is read-only; torch warns although nothing writes to it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(audio).unsqueeze(0)
 
 
 def _window_samples(inference: Any, sample_rate: int) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from whisperx.vads.vad import Vad
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 from whisperx_api.pipeline.options import VadOptions
-from whisperx_api.pipeline.sliding import aggregated
+from whisperx_api.pipeline.sliding import aggregated, as_waveform
 
 # the share of the audio a VAD has gone through
 Done = Callable[[float], None]
@@ -57,16 +56,8 @@ class PyannoteVad:
     ) -> list[Region]:
         from whisperx.vads.pyannote import Binarize
 
-        with warnings.catch_warnings():
-            # the decoded audio is read-only; torch warns although nothing writes to it
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            waveform = torch.from_numpy(audio).unsqueeze(0)
-        scores = aggregated(
-            self.inference,
-            waveform,
-            SAMPLE_RATE,
-            None if done is None else lambda windows, total: done(windows / total),
-        )
+        windows_done = None if done is None else lambda windows, total: done(windows / total)
+        scores = aggregated(self.inference, as_waveform(audio), SAMPLE_RATE, windows_done)
         binarize = Binarize(max_duration=max_duration, onset=vad.vad_onset, offset=vad.vad_offset)
         found = [Region(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
         return shaped(found, vad.speech_pad_s or 0.0, vad.min_silence_s or 0.0, max_duration)

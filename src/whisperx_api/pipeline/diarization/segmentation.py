@@ -22,7 +22,6 @@ Measured in tests/bench/eval_accuracy.py (README "Who said what").
 from __future__ import annotations
 
 import bisect
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,10 +186,7 @@ class SegmentationDiarizer:
         from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin as Steps
         from pyannote.core import SlidingWindowFeature
 
-        with warnings.catch_warnings():
-            # the decoded audio is read-only; torch warns although nothing writes to it
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            waveform = torch.from_numpy(audio).unsqueeze(0)
+        waveform = sliding.as_waveform(audio)
         # The powerset output comes as float32 0/1 and every step below reads it as active or not:
         # a byte per value keeps the windows and their units a quarter of the size (in float32
         # ~23 MB per hour of audio, held through the whole stage) and the reconstruction an eighth
