@@ -50,7 +50,7 @@ from whisperx_api.pipeline.options import (
 from whisperx_api.pipeline.progress import ProgressCallback, start_stage
 from whisperx_api.pipeline.results import Diarized, Diarizer, Segment, Transcript, Turn, transcript_from
 from whisperx_api.pipeline.transcribe import load_whisper, transcribe
-from whisperx_api.pipeline.vad import Done, PyannoteVad, Region, SileroVad, VadModel, merge_regions
+from whisperx_api.pipeline.vad import PyannoteVad, Region, SileroVad, VadModel, merge_regions
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,7 +120,7 @@ class SpeechEngine:
 
     # -- stages -------------------------------------------------------------------------
     def speech_regions(
-        self, audio: np.ndarray, vad: VadOptions, whisper: WhisperOptions, done: Done | None = None
+        self, audio: np.ndarray, vad: VadOptions, whisper: WhisperOptions, progress: ProgressCallback | None = None
     ) -> list[Region]:
         device, _ = self._device(whisper)
         if vad.vad_method == "silero":
@@ -130,7 +130,7 @@ class SpeechEngine:
             key = ("vad", "pyannote", device)
             loader = lambda: PyannoteVad(device)  # noqa: E731
         with self._model(key, loader) as model:
-            return model.regions(audio, vad, float(whisper.chunk_size), done)
+            return model.regions(audio, vad, float(whisper.chunk_size), progress)
 
     def align(
         self, audio: np.ndarray, segments: list[dict[str, Any]], language: str, options: PipelineOptions,
@@ -242,8 +242,7 @@ class SpeechEngine:
         with memory_released(audio):  # neither the audio nor freed memory piles up over a long recording
             duration = len(audio) / SAMPLE_RATE
             lap("decode")
-            finding = start_stage(progress, "vad", 0.05, 0.1)
-            regions = self.speech_regions(audio, options.vad, options.whisper, lambda share: finding("vad", share))
+            regions = self.speech_regions(audio, options.vad, options.whisper, start_stage(progress, "vad", 0.05, 0.1))
             windows = merge_regions(
                 regions, float(options.whisper.chunk_size), options.vad.vad_onset, options.vad.vad_offset
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,10 +11,8 @@ from whisperx.vads.vad import Vad
 
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 from whisperx_api.pipeline.options import VadOptions
+from whisperx_api.pipeline.progress import ProgressCallback
 from whisperx_api.pipeline.sliding import aggregated, as_waveform
-
-# the share of the audio a VAD has gone through
-Done = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -52,11 +49,11 @@ class PyannoteVad:
         )
 
     def regions(
-        self, audio: np.ndarray, vad: VadOptions, max_duration: float, done: Done | None = None
+        self, audio: np.ndarray, vad: VadOptions, max_duration: float, progress: ProgressCallback | None = None
     ) -> list[Region]:
         from whisperx.vads.pyannote import Binarize
 
-        windows_done = None if done is None else lambda windows, total: done(windows / total)
+        windows_done = None if progress is None else lambda windows, total: progress("vad", windows / total)
         scores = aggregated(self.inference, as_waveform(audio), SAMPLE_RATE, windows_done)
         binarize = Binarize(max_duration=max_duration, onset=vad.vad_onset, offset=vad.vad_offset)
         found = [Region(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
@@ -96,7 +93,7 @@ class SileroVad:
         torch.set_num_threads(threads)  # importing silero_vad sets it to 1
 
     def regions(
-        self, audio: np.ndarray, vad: VadOptions, max_duration: float, done: Done | None = None
+        self, audio: np.ndarray, vad: VadOptions, max_duration: float, progress: ProgressCallback | None = None
     ) -> list[Region]:
         padding = {} if vad.speech_pad_s is None else {"speech_pad_ms": round(vad.speech_pad_s * 1000)}
         if vad.min_silence_s is not None:
@@ -109,7 +106,7 @@ class SileroVad:
             sampling_rate=SAMPLE_RATE,
             max_speech_duration_s=max_duration,
             return_seconds=False,
-            progress_tracking_callback=None if done is None else lambda percent: done(percent / 100),
+            progress_tracking_callback=None if progress is None else lambda percent: progress("vad", percent / 100),
             **padding,
         )
         return [Region(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
