@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import redis
 
-from whisperx_api.memory import droppable_file_mappings
+from whisperx_api.memory import GPU_ONLY_LIBRARIES, droppable_file_mappings, loaded_libraries, zero_filled_ranges
 from whisperx_api.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,6 +276,23 @@ def wait_until(check: Any, timeout: float, interval: float = 0.2) -> float:
 
 # the files of GPU code a CUDA build of torch maps: NVIDIA's pip libraries, torch's CUDA parts, Triton
 GPU_LIBRARY = re.compile(r"/nvidia/|/triton/|/lib(?:torch_cuda|c10_cuda|cudnn|cublas|cusparse|nvrtc|nvJitLink|cufft)")
+
+
+def resident_gpu_library_data(pid: int | str) -> int:
+    """Bytes resident in `pid` of GPU_ONLY_LIBRARIES' zero-initialised data (memory.release_gpu_library_data)."""
+    maps = [line.split(maxsplit=5) for line in Path(f"/proc/{pid}/maps").read_text().splitlines()]
+    ranges = [
+        r for path, base in loaded_libraries(maps, GPU_ONLY_LIBRARIES).items() for r in zero_filled_ranges(path, base)
+    ]
+    resident, inside = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head, _, rest = line.partition(" ")
+        if "-" in head and not head.endswith(":"):
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = any(lo <= start and end <= hi for lo, hi in ranges)
+        elif inside and head == "Rss:":
+            resident += int(rest.split()[0]) * 1024
+    return resident
 
 
 def resident_library_pages(pid: int | str, only: re.Pattern[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.audio import concatenate, speak
 from tests.metrics import wer
-from tests.support import GPU_LIBRARY, make_settings, resident_library_pages
+from tests.support import GPU_LIBRARY, make_settings, resident_gpu_library_data, resident_library_pages
 from whisperx_api.pipeline.errors import PipelineError
 from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
 from whisperx_api.pipeline.progress import Progress
@@ -105,6 +105,22 @@ async def test_a_cancelled_call_stops_its_work_in_the_inference_process(tmp_path
         await asyncio.to_thread(process.stop)
 
 
+def test_the_gpu_libraries_data_released_on_a_cpu_host_is_never_read_again() -> None:
+    """memory.release_gpu_library_data zeroes cuBLASLt's initialised data. Safe because nothing
+    reads it without a GPU: torch's CPU work runs, and even a normal interpreter exit (whose static
+    destructors the inference process skips with os._exit) ends cleanly."""
+    code = (
+        "import sys, torch; from whisperx_api.memory import release_gpu_library_data as r;"
+        "assert not torch.cuda.is_available(); print(r());"
+        "x = torch.nn.Conv1d(1, 4, 3)(torch.randn(1, 1, 1000)); y = torch.randn(64, 64) @ torch.randn(64, 64);"
+        "print(torch.cuda.is_available()); sys.exit(0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    released, available = done.stdout.split()
+    assert int(released) > 60 * 2**20 and available == "False"
+
+
 def test_the_web_process_does_not_import_the_ml_stack() -> None:
     # torch and its kin live in the inference process only: memory, start-up time and the GIL
     code = (
@@ -129,12 +145,15 @@ async def test_the_inference_process_keeps_only_the_library_pages_it_uses(tmp_pa
     line = speak(TEXT, tmp_path / "line.wav")
     # this test's own process loaded the same libraries: what the child would hold
     assert resident_library_pages(os.getpid(), GPU_LIBRARY) > 50 * 2**20
+    assert resident_gpu_library_data(os.getpid()) > 60 * 2**20  # cuBLASLt's: 78 MB on 2026-12-05
     try:
         await asyncio.to_thread(engine.start)
         assert process.pid is not None
         assert resident_library_pages(process.pid) < 32 * 2**20
+        assert resident_gpu_library_data(process.pid) < 2**20
         result = await asyncio.wait_for(engine.run(line, TINY, Progress(), align=True, diarize=True), 120)
         assert wer(TEXT, result.text) <= 0.15
+        assert resident_gpu_library_data(process.pid) < 2**20  # nothing wrote to it again
         # never run here: of the ~180 MB the imports touched, only what symbol lookups and the
         # kernel's fault-around (neighbours already in the page cache) bring back. 4.66 MB on a
         # fresh machine on 2026-12-05, the same with the code before that day's change; < 4 before

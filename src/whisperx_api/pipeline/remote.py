@@ -302,11 +302,19 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     with contextlib.suppress(OSError):  # the name `ps` and `top` show (15 characters at most)
         Path("/proc/self/comm").write_text("whisperx-infer")
     setup_logging(log_level, filter_warning)
-    from whisperx_api.memory import freeze_long_lived, limit_native_caches, release_library_pages
+    from whisperx_api.memory import (
+        freeze_long_lived,
+        limit_native_caches,
+        release_gpu_library_data,
+        release_library_pages,
+    )
 
     limit_native_caches()
     from whisperx_api.pipeline.engine import SpeechEngine
+    from whisperx_api.pipeline.models import resolve_device
 
+    if resolve_device("auto") == "cpu":  # no GPU here: no call will ever reach the GPU's libraries
+        logger.info("%.0f MB of GPU-only libraries' data released (no GPU)", release_gpu_library_data() / 2**20)
     freeze_long_lived()
     # before any call (no other thread loads a library now): what the imports touched; the calls
     # take back what they use
