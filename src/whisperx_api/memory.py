@@ -23,7 +23,7 @@ symbol lookups, start-up code), and they stay resident for the process's life. T
 process loads over 5,000 modules and their native libraries: about 400 MB of such file pages,
 half of them the GPU libraries torch's CUDA build maps (cuBLAS, cuSPARSELt, NVRTC, nvJitLink,
 Triton; the only Linux torch wheel on PyPI is that build), which a host without a GPU never runs.
-One of them, cuBLASLt, also fills most of its 85 MB of zero-initialised data as it loads: memory
+One of them, cuBLASLt, also fills most of its 81 MB of zero-initialised data as it loads: memory
 of the process's own, which no page cache holds and only release_gpu_library_data hands back.
 """
 
@@ -174,9 +174,10 @@ _PT_LOAD, _PF_W = 1, 2
 def release_gpu_library_data() -> int:
     """On a host without a GPU (the caller knows): hand back the zero-initialised data of
     GPU_ONLY_LIBRARIES. Their pages read zero afterwards, which is safe only because nothing runs
-    their code without a GPU (torch and CTranslate2 call cuBLAS for tensors on a CUDA device, and
-    there is none), and the inference process ends by os._exit, so no static destructor of theirs
-    runs either. Returns the bytes released."""
+    their code without a GPU: torch and CTranslate2 call cuBLAS for work on a CUDA device, and
+    neither sees one. Even their static destructors, which a normal exit runs (the inference
+    process ends by os._exit, but not if serve() raises), end cleanly on the zeroed data (tested).
+    Returns how far the process's resident anonymous memory fell."""
     advise = _madvise()
     if advise is None:
         return 0
@@ -184,20 +185,26 @@ def release_gpu_library_data() -> int:
         maps = [line.split(maxsplit=5) for line in Path("/proc/self/maps").read_text().splitlines()]
     except OSError:  # not Linux
         return 0
-    anonymous = [(int(a, 16), int(b, 16)) for a, b in (f[0].split("-") for f in maps if len(f) == 5)]
-    released = 0
-    for path, base in loaded_libraries(maps, GPU_ONLY_LIBRARIES).items():
-        for start, end in zero_filled_ranges(path, base):
-            # only where the loader made an anonymous mapping of it, nothing else's
-            inside = any(lo <= start and end <= hi for lo, hi in anonymous)
-            if inside and advise(start, end - start, mmap.MADV_DONTNEED) == 0:
-                released += end - start
-    return released
+    # the loader maps each zero-fill area anonymously, from its first whole page: only there
+    anonymous = {int(a, 16): int(b, 16) for a, b in (f[0].split("-") for f in maps if len(f) == 5)}
+    before = _resident_anonymous()
+    for path, mapped_at in loaded_libraries(maps, GPU_ONLY_LIBRARIES).items():
+        for start, end in zero_filled_ranges(path, mapped_at):
+            if anonymous.get(start, 0) >= end:
+                advise(start, end - start, mmap.MADV_DONTNEED)
+    return max(0, before - _resident_anonymous())
+
+
+def _resident_anonymous() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def loaded_libraries(maps: list[list[str]], names: tuple[str, ...]) -> dict[str, int]:
-    """Each loaded library whose file name starts with one of `names`, and the address its
-    first page (file offset 0) is mapped at: its load bias, shared objects being linked at 0."""
+    """Each loaded library whose file name starts with one of `names` (from /proc/PID/maps
+    lines split in six), and the lowest address its file's first page is mapped at."""
     found: dict[str, int] = {}
     for fields in maps:
         if len(fields) == 6 and int(fields[2], 16) == 0:
@@ -207,9 +214,10 @@ def loaded_libraries(maps: list[list[str]], names: tuple[str, ...]) -> dict[str,
     return found
 
 
-def zero_filled_ranges(path: str, base: int) -> list[tuple[int, int]]:
+def zero_filled_ranges(path: str, mapped_at: int) -> list[tuple[int, int]]:
     """The whole pages of a loaded 64-bit little-endian ELF's writable segments that are not in
-    its file (memory size past file size: .bss and the like), from its program headers."""
+    its file (memory size past file size: .bss and the like), from its program headers; the
+    file's first page is mapped at `mapped_at`, where its first segment's page is."""
     page = mmap.PAGESIZE
     try:
         with open(path, "rb") as elf:
@@ -220,15 +228,20 @@ def zero_filled_ranges(path: str, base: int) -> list[tuple[int, int]]:
             entry_size, entries = struct.unpack_from("<HH", header, 54)
             elf.seek(table_at)
             table = elf.read(entry_size * entries)
-    except (OSError, struct.error):
+        # type, flags, offset, address, physical address, file size, memory size, alignment
+        segments = [struct.unpack_from("<IIQQQQQQ", table, i * entry_size) for i in range(entries)]
+    except (OSError, struct.error):  # unreadable, or not what its header says
         return []
+    loads = [s for s in segments if s[0] == _PT_LOAD]
+    if not loads:
+        return []
+    bias = mapped_at - min(s[3] for s in loads) // page * page
     ranges = []
-    for i in range(entries):
-        kind, flags, _, address, _, file_size, memory_size, _ = struct.unpack_from("<IIQQQQQQ", table, i * entry_size)
-        if kind == _PT_LOAD and flags & _PF_W and memory_size > file_size:
+    for _, flags, _, address, _, file_size, memory_size, _ in loads:
+        if flags & _PF_W and memory_size > file_size:
             # the page holding the segment's last file bytes keeps them: start at the next one
-            start = -(-(base + address + file_size) // page) * page
-            end = -(-(base + address + memory_size) // page) * page
+            start = -(-(bias + address + file_size) // page) * page
+            end = -(-(bias + address + memory_size) // page) * page
             if end > start:
                 ranges.append((start, end))
     return ranges

@@ -176,6 +176,14 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def no_gpu_visible() -> bool:
+    """Neither torch nor CTranslate2 (which brings its own CUDA runtime) sees a GPU."""
+    import ctranslate2
+    import torch
+
+    return not torch.cuda.is_available() and ctranslate2.get_cuda_device_count() == 0
+
+
 def resolve_compute_type(compute_type: str, device: str) -> str:
     if compute_type != "auto":
         return compute_type

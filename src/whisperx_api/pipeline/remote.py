@@ -311,9 +311,9 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
 
     limit_native_caches()
     from whisperx_api.pipeline.engine import SpeechEngine
-    from whisperx_api.pipeline.models import resolve_device
+    from whisperx_api.pipeline.models import no_gpu_visible
 
-    if resolve_device("auto") == "cpu":  # no GPU here: no call will ever reach the GPU's libraries
+    if no_gpu_visible():  # no call will ever reach the GPU's libraries
         logger.info("%.0f MB of GPU-only libraries' data released (no GPU)", release_gpu_library_data() / 2**20)
     freeze_long_lived()
     # before any call (no other thread loads a library now): what the imports touched; the calls
