@@ -20,7 +20,13 @@ import asyncpg
 import httpx
 import redis
 
-from whisperx_api.memory import GPU_ONLY_LIBRARIES, droppable_file_mappings, loaded_libraries, zero_filled_ranges
+from whisperx_api.memory import (
+    GPU_ONLY_LIBRARIES,
+    droppable_file_mappings,
+    loaded_libraries,
+    mappings,
+    zero_filled_ranges,
+)
 from whisperx_api.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -280,19 +286,11 @@ GPU_LIBRARY = re.compile(r"/nvidia/|/triton/|/lib(?:torch_cuda|c10_cuda|cudnn|cu
 
 def resident_gpu_library_data(pid: int | str) -> int:
     """Bytes resident in `pid` of GPU_ONLY_LIBRARIES' zero-initialised data (memory.release_gpu_library_data)."""
-    maps = [line.split(maxsplit=5) for line in Path(f"/proc/{pid}/maps").read_text().splitlines()]
+    present = mappings(pid)
     ranges = [
-        r for path, base in loaded_libraries(maps, GPU_ONLY_LIBRARIES).items() for r in zero_filled_ranges(path, base)
+        r for path, at in loaded_libraries(present, GPU_ONLY_LIBRARIES).items() for r in zero_filled_ranges(path, at)
     ]
-    resident, inside = 0, False
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        head, _, rest = line.partition(" ")
-        if "-" in head and not head.endswith(":"):
-            start, end = (int(x, 16) for x in head.split("-"))
-            inside = any(lo <= start and end <= hi for lo, hi in ranges)
-        elif inside and head == "Rss:":
-            resident += int(rest.split()[0]) * 1024
-    return resident
+    return sum(m.resident for m in present if any(lo <= m.start and m.end <= hi for lo, hi in ranges))
 
 
 def resident_library_pages(pid: int | str, only: re.Pattern[str] | None = None) -> int:

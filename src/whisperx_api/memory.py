@@ -117,35 +117,44 @@ class Mapping(NamedTuple):
     start: int
     end: int
     resident: int  # bytes
-    path: str
+    path: str  # "" for anonymous memory; [heap], [stack] and the like for the kernel's own
+    writable: bool = False
+    offset: int = 0  # into the file
+    anonymous: int = 0  # bytes of the process's own: copy-on-write pages of a file, or anonymous memory
+
+
+def mappings(pid: int | str = "self") -> list[Mapping]:
+    """A process's mappings in address order, from /proc/PID/smaps (none where there is none)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:  # not Linux
+        return []
+    found: list[Mapping] = []
+    for line in lines:
+        head, _, rest = line.partition(" ")
+        if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode path
+            fields = rest.split(maxsplit=4)
+            start, end = (int(x, 16) for x in head.split("-"))
+            path = fields[4] if len(fields) == 5 else ""
+            found.append(Mapping(start, end, 0, path, fields[0][1] == "w", int(fields[1], 16)))
+        elif found and head == "Rss:":
+            found[-1] = found[-1]._replace(resident=int(rest.split()[0]) * 1024)
+        elif found and head == "Anonymous:":
+            found[-1] = found[-1]._replace(anonymous=int(rest.split()[0]) * 1024)
+    return found
 
 
 def droppable_file_mappings(pid: int | str = "self") -> list[Mapping]:
     """A process's file mappings whose resident pages are all the file's own: mapped read-only
     and without a copy-on-write page (`Anonymous: 0 kB`), so dropping them loses nothing (a page
     read again comes back from the page cache, or the file, unchanged)."""
-    try:
-        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
-    except OSError:  # not Linux
-        return []
-    found: list[Mapping] = []
-    current: Mapping | None = None
-    for line in lines:
-        head, _, rest = line.partition(" ")
-        if "-" in head and not head.endswith(":"):  # a mapping's header: range perms offset dev inode path
-            fields = rest.split(maxsplit=4)
-            start, end = (int(x, 16) for x in head.split("-"))
-            # a file's pages, not a device's (a GPU driver's mappings are memory of the card)
-            path = fields[4] if len(fields) == 5 else ""
-            read_only_file = fields[0][1] != "w" and path.startswith("/") and not path.startswith("/dev/")
-            current = Mapping(start, end, 0, path) if read_only_file else None
-        elif current is not None and head == "Rss:":
-            current = current._replace(resident=int(rest.split()[0]) * 1024)
-        elif current is not None and head == "Anonymous:":
-            if int(rest.split()[0]) == 0 and current.resident:
-                found.append(current)
-            current = None
-    return found
+    return [
+        m
+        for m in mappings(pid)
+        # a file's pages, not a device's (a GPU driver's mappings are memory of the card)
+        if not m.writable and m.path.startswith("/") and not m.path.startswith("/dev/")
+        and m.resident and not m.anonymous
+    ]  # fmt: skip
 
 
 def release_library_pages() -> int:
@@ -159,8 +168,8 @@ def release_library_pages() -> int:
     advise = _madvise()
     if advise is None:
         return 0
-    mappings = droppable_file_mappings()
-    return sum(m.resident for m in mappings if advise(m.start, m.end - m.start, mmap.MADV_DONTNEED) == 0)
+    droppable = droppable_file_mappings()
+    return sum(m.resident for m in droppable if advise(m.start, m.end - m.start, mmap.MADV_DONTNEED) == 0)
 
 
 # Libraries that torch's CUDA build links, whose code runs only on a GPU, and whose static
@@ -181,14 +190,11 @@ def release_gpu_library_data() -> int:
     advise = _madvise()
     if advise is None:
         return 0
-    try:
-        maps = [line.split(maxsplit=5) for line in Path("/proc/self/maps").read_text().splitlines()]
-    except OSError:  # not Linux
-        return 0
+    present = mappings()
     # the loader maps each zero-fill area anonymously, from its first whole page: only there
-    anonymous = {int(a, 16): int(b, 16) for a, b in (f[0].split("-") for f in maps if len(f) == 5)}
+    anonymous = {m.start: m.end for m in present if not m.path}
     before = _resident_anonymous()
-    for path, mapped_at in loaded_libraries(maps, GPU_ONLY_LIBRARIES).items():
+    for path, mapped_at in loaded_libraries(present, GPU_ONLY_LIBRARIES).items():
         for start, end in zero_filled_ranges(path, mapped_at):
             if anonymous.get(start, 0) >= end:
                 advise(start, end - start, mmap.MADV_DONTNEED)
@@ -202,15 +208,13 @@ def _resident_anonymous() -> int:
     return 0
 
 
-def loaded_libraries(maps: list[list[str]], names: tuple[str, ...]) -> dict[str, int]:
-    """Each loaded library whose file name starts with one of `names` (from /proc/PID/maps
-    lines split in six), and the lowest address its file's first page is mapped at."""
+def loaded_libraries(present: list[Mapping], names: tuple[str, ...]) -> dict[str, int]:
+    """Each loaded library whose file name starts with one of `names`, and the lowest address
+    its file's first page is mapped at."""
     found: dict[str, int] = {}
-    for fields in maps:
-        if len(fields) == 6 and int(fields[2], 16) == 0:
-            path = fields[5].strip()
-            if Path(path).name.startswith(names) and path not in found:
-                found[path] = int(fields[0].split("-")[0], 16)
+    for m in present:
+        if m.offset == 0 and m.path.startswith("/") and Path(m.path).name.startswith(names):
+            found.setdefault(m.path, m.start)
     return found
 
 
