@@ -127,8 +127,9 @@ LIBRARY_PAGES_AFTER_S = 5.0
 
 
 def release_after_stage(ran_s: float) -> None:
-    """What a pipeline stage that ran for `ran_s` seconds leaves behind: the memory it freed,
-    and the library pages it touched when it ran long enough for that to be worth the cost."""
+    """What a pipeline stage that ran for `ran_s` seconds leaves behind: the buffers torch's MKL
+    pooled and the memory it freed, and the library pages it touched when it ran long enough for
+    that to be worth the cost."""
     release_native_pools()
     release_freed_memory()
     if ran_s >= LIBRARY_PAGES_AFTER_S:
