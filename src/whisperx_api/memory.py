@@ -235,11 +235,25 @@ def release_gpu_library_data() -> int:
     return max(0, before - _resident_anonymous())
 
 
-def _resident_anonymous() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
+def _status_bytes(field: str) -> int:
+    """A size from /proc/self/status (`VmRSS`, `RssAnon`), in bytes; 0 where there is none."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:  # not Linux
+        return 0
+    for line in lines:
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def resident() -> int:
+    """This process's resident memory (RSS), in bytes."""
+    return _status_bytes("VmRSS")
+
+
+def _resident_anonymous() -> int:
+    return _status_bytes("RssAnon")
 
 
 def loaded_libraries(present: list[Mapping], names: tuple[str, ...]) -> dict[str, int]:

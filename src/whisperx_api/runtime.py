@@ -86,7 +86,7 @@ class Runtime:
 
             s = self.settings
             self._engine = RemoteEngine(
-                EngineProcess.shared(s.effective_log_level, s.filter_warning),
+                EngineProcess.shared(s.effective_log_level, s.filter_warning, s.inference_recycle_growth_mb * 2**20),
                 EngineConfig(
                     models_dir=s.resolved_models_dir,
                     hf_token=s.hf_token,

@@ -195,3 +195,51 @@ async def test_the_parent_owns_the_inference_process_life(tmp_path: Path) -> Non
     finally:
         await asyncio.to_thread(process.stop)
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+
+
+async def test_a_child_whose_rest_grew_is_replaced_between_calls_never_during_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """INFERENCE_RECYCLE_GROWTH_MB, with a growth of one byte: the child reports its rest after
+    each call that leaves it idle, and the parent replaces a grown one, by a fresh child started
+    at once, only while no call is in flight or answered but not yet read."""
+    settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'r.db'}")
+    process = EngineProcess(logging.WARNING, recycle_growth=1)
+    config = EngineConfig(models_dir=settings.resolved_models_dir)
+    engine = RemoteEngine(process, config)
+    line = speak(TEXT, tmp_path / "line.wav")
+    long_clip = concatenate([line] * 12, tmp_path / "long.wav")
+    try:
+        await asyncio.to_thread(engine.start)
+        first = process.pid
+        assert first is not None
+        assert await engine.model_loads() == {}  # the rest after it: the baseline, no model loaded
+        # a second configuration: an engine of its own in the child (its thread, its arena), and
+        # no model: the child rests higher with the same models, and says so
+        other = RemoteEngine(process, EngineConfig(models_dir=settings.resolved_models_dir, model_cache_size=3))
+        with caplog.at_level(logging.INFO, logger="whisperx_api.pipeline.remote"):
+            assert await other.model_loads() == {}
+            deadline = time.monotonic() + 30
+            while process.pid == first:
+                assert time.monotonic() < deadline, "the grown child was not replaced"
+                await asyncio.sleep(0.05)
+        assert any("replaced by a fresh one" in r.getMessage() for r in caplog.records)
+        assert not any(r.levelno >= logging.ERROR for r in caplog.records)  # an expected exit
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{first}").exists() and "zombie" not in Path(f"/proc/{first}/status").read_text():
+            assert time.monotonic() < deadline, "the replaced child did not exit"
+            await asyncio.sleep(0.05)
+
+        # a call in flight keeps its child, whatever it reports, and gets its answer
+        progress = Progress()
+        running = asyncio.ensure_future(engine.run(long_clip, TINY, progress, align=False, diarize=False))
+        while progress.snapshot()[0] == 0:
+            await asyncio.sleep(0.02)
+        child = process.pid
+        assert child is not None and process._process is not None
+        assert not process.recycle(process._process)
+        result = await asyncio.wait_for(running, 120)
+        assert wer(" ".join([TEXT] * 12), result.text) <= 0.15
+        assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+    finally:
+        await asyncio.to_thread(process.stop)

@@ -100,6 +100,13 @@ class SpeechEngine:
     def model_loads(self) -> dict[tuple[str, ...], int]:
         return dict(self.cache.loads)
 
+    @classmethod
+    def model_loads_in_process(cls) -> int:
+        """How many model loads every engine of this process made."""
+        with cls._shared_lock:
+            engines = list(cls._shared.values())
+        return sum(sum(list(engine.cache.loads.values())) for engine in engines)
+
     # -- model access -------------------------------------------------------------------
     @contextmanager
     def _model(self, key: tuple[str, ...], loader: Callable[[], T]) -> Iterator[T]:

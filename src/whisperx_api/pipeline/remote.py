@@ -14,13 +14,17 @@ Messages:
                       ("cancel", id)   its caller went away (a client gone, a job aborted)
     child -> parent   ("event", id, slot, args)   a progress/segment callback fired in the child
                       ("done", id, result) | ("error", id, exception) | ("ready",)
+                      ("grown", resident, lowest)   idle, and resting INFERENCE_RECYCLE_GROWTH_MB
+                                                    or more above its lowest rest (rest_watch.py)
 
 A cancelled call stops at its next callback (progress comes with every batch of windows), or
 does not start: its work would only be thrown away, on cores and a compute slot the next call
 needs.
 
 A child that dies (killed, out of memory, a crash in native code) fails the calls it was running
-with INFERENCE_PROCESS_EXITED; the web process stays up and the next call starts a new child.
+with INFERENCE_PROCESS_EXITED; the web process stays up and the next call starts a new child. A
+child whose rest has grown is replaced while no call is in flight: the parent stops it and starts
+the next one at once, so its imports are done before the next task (its models load on first use).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class _Call:
     future: asyncio.Future[Any]
     callbacks: list[Callable[..., None]] = field(default_factory=list)
     process: SpawnProcess | None = None  # the child it was sent to
+    answered: bool = False  # its result or error came (it leaves _pending later, on its loop)
 
 
 class EngineProcess:
@@ -79,19 +84,25 @@ class EngineProcess:
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls, log_level: int | str = logging.INFO, filter_warning: bool = True) -> EngineProcess:
-        """The process's one EngineProcess; the first caller's logging settings hold for it."""
+    def shared(
+        cls, log_level: int | str = logging.INFO, filter_warning: bool = True, recycle_growth: int = 0
+    ) -> EngineProcess:
+        """The process's one EngineProcess; the first caller's settings hold for it."""
         with cls._shared_lock:
             if cls._shared is None:
-                cls._shared = cls(log_level, filter_warning)
+                cls._shared = cls(log_level, filter_warning, recycle_growth)
                 # a multiprocessing finalizer, not atexit: granian's workers are multiprocessing
                 # children, which skip atexit and terminate daemonic children on the way out;
                 # finalizers with a priority run before that
                 Finalize(None, cls._shared.stop, exitpriority=10)
             return cls._shared
 
-    def __init__(self, log_level: int | str = logging.INFO, filter_warning: bool = True) -> None:
-        self.log_level, self.filter_warning = log_level, filter_warning
+    def __init__(
+        self, log_level: int | str = logging.INFO, filter_warning: bool = True, recycle_growth: int = 0
+    ) -> None:
+        """`recycle_growth`: replace the child once, between calls, it rests this many bytes above
+        its lowest rest with the same models loaded (0: never)."""
+        self.log_level, self.filter_warning, self.recycle_growth = log_level, filter_warning, recycle_growth
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._pending: dict[int, _Call] = {}
@@ -122,7 +133,7 @@ class EngineProcess:
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=serve,
-            args=(child_end, self.log_level, self.filter_warning),
+            args=(child_end, self.log_level, self.filter_warning, self.recycle_growth),
             name="whisperx-inference",
             daemon=True,
         )
@@ -146,6 +157,22 @@ class EngineProcess:
             if process.is_alive():
                 process.kill()
                 process.join(5)
+
+    def recycle(self, process: SpawnProcess) -> bool:
+        """Replace `process`, if it is still the child, by a fresh one, unless a call is in flight
+        or on its way to it (call() registers a call before it takes the lock). The old child's
+        reader sees it exit as expected. Returns whether it was replaced."""
+        with self._lock:
+            if self._process is not process or self._conn is None:
+                return False
+            if any(not call.answered for call in list(self._pending.values())):
+                return False
+            conn = self._conn
+            self._process = self._conn = None
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(("stop",))
+            self._ensure_running()
+        return True
 
     @property
     def pid(self) -> int | None:
@@ -200,6 +227,14 @@ class EngineProcess:
             if kind == "ready":
                 ready.set()
                 continue
+            if kind == "grown":
+                if self.recycle(process):
+                    logger.info(
+                        "inference process %s replaced by a fresh one: it rested at %.0f MB, %.0f above its "
+                        "lowest rest with the same models (INFERENCE_RECYCLE_GROWTH_MB=%.0f)",
+                        process.pid, message[1] / 2**20, (message[1] - message[2]) / 2**20, self.recycle_growth / 2**20,
+                    )  # fmt: skip
+                continue
             call = self._pending.get(message[1])
             if call is None:
                 continue
@@ -209,8 +244,10 @@ class EngineProcess:
                 except Exception:
                     logger.exception("a pipeline callback failed")
             elif kind == "done":
+                call.answered = True
                 _deliver(call, message[2], None)
             else:
+                call.answered = True
                 _deliver(call, None, message[2])
         conn.close()
         process.join(1)
@@ -290,7 +327,7 @@ class RemoteEngine:
 
 
 # -- the child -----------------------------------------------------------------------------
-def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
+def serve(conn: Connection, log_level: int | str, filter_warning: bool, recycle_growth: int = 0) -> None:
     """Child main: run calls on each configuration's engine threads until the parent goes away."""
     # The parent owns this process's life: it stops it after its own drain, and this process ends
     # when the parent's pipe closes, however the parent went. A stop signal sent to the whole
@@ -307,11 +344,13 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
         limit_native_caches,
         release_gpu_library_data,
         release_library_pages,
+        resident,
     )
 
     limit_native_caches()
     from whisperx_api.pipeline.engine import SpeechEngine
     from whisperx_api.pipeline.models import no_gpu_visible
+    from whisperx_api.pipeline.rest_watch import RestWatch
 
     if no_gpu_visible():  # no call will ever reach the GPU's libraries
         logger.info("%.0f MB of GPU-only libraries' data released (no GPU)", release_gpu_library_data() / 2**20)
@@ -331,6 +370,16 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
     # crosses its call's answer is dropped); set operations hold the GIL
     running: set[int] = set()
     cancelled: set[int] = set()
+    watch, watch_lock = RestWatch(recycle_growth), threading.Lock()
+
+    def look_at_rest() -> None:
+        """After a call, on its thread: with none left running, is this rest worth a fresh process?"""
+        with watch_lock:
+            if running:
+                return
+            now = resident()
+            if watch.grown(now, SpeechEngine.model_loads_in_process()):
+                send(("grown", now, watch.lowest))
 
     def settle(call_id: int, engine: SpeechEngine, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
@@ -346,6 +395,7 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool) -> None:
         finally:
             running.discard(call_id)
             cancelled.discard(call_id)
+            look_at_rest()
 
     send(("ready",))
     while True:
