@@ -48,6 +48,9 @@ def make_settings(data_dir: Path, db_url: str, **overrides: Any) -> Settings:
         "whisper_model": "tiny.en",
         "device": "cpu",
         "compute_type": "int8",
+        # one inference process per service through a test, so the model loads a test counts
+        # hold; the replacement has its own test (test_engine_process.py)
+        "inference_recycle_growth_mb": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -66,6 +69,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         WHISPER_MODEL=settings.whisper_model,
         DEVICE=settings.device,
         COMPUTE_TYPE=settings.compute_type,
+        INFERENCE_RECYCLE_GROWTH_MB=str(settings.inference_recycle_growth_mb),
         LOG_LEVEL="INFO",
     )
     return env

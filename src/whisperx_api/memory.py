@@ -227,12 +227,12 @@ def release_gpu_library_data() -> int:
     present = mappings()
     # the loader maps each zero-fill area anonymously, from its first whole page: only there
     anonymous = {m.start: m.end for m in present if not m.path}
-    before = _resident_anonymous()
+    before = resident_anonymous()
     for path, mapped_at in loaded_libraries(present, GPU_ONLY_LIBRARIES).items():
         for start, end in zero_filled_ranges(path, mapped_at):
             if anonymous.get(start, 0) >= end:
                 advise(start, end - start, mmap.MADV_DONTNEED)
-    return max(0, before - _resident_anonymous())
+    return max(0, before - resident_anonymous())
 
 
 def _status_bytes(field: str) -> int:
@@ -247,12 +247,9 @@ def _status_bytes(field: str) -> int:
     return 0
 
 
-def resident() -> int:
-    """This process's resident memory (RSS), in bytes."""
-    return _status_bytes("VmRSS")
-
-
-def _resident_anonymous() -> int:
+def resident_anonymous() -> int:
+    """This process's resident memory that is its own (RssAnon: heap, stacks, copied pages; not
+    the files it maps, whose pages come and go with release_library_pages), in bytes."""
     return _status_bytes("RssAnon")
 
 

@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=8, ge=1)
     model_cache_size: int = Field(default=2, ge=1)
     model_idle_unload_s: int = Field(default=1800, ge=0)
-    # replace the inference process, between tasks, once it rests this much above its lowest rest
-    # with the same models loaded (0: never): what a long recording's heap fragmentation leaves
+    # replace the inference process, while no call is in flight, once its own memory (RssAnon)
+    # rests this much above its lowest rest with the same models loaded (0: never): what a long
+    # recording's heap fragmentation leaves
     inference_recycle_growth_mb: int = Field(default=64, ge=0)
 
     @field_validator("log_level", "hf_token", "redis_url", "models_dir", mode="before")

@@ -23,8 +23,9 @@ needs.
 
 A child that dies (killed, out of memory, a crash in native code) fails the calls it was running
 with INFERENCE_PROCESS_EXITED; the web process stays up and the next call starts a new child. A
-child whose rest has grown is replaced while no call is in flight: the parent stops it and starts
-the next one at once, so its imports are done before the next task (its models load on first use).
+child whose rest has grown is replaced while no call is in flight (between two calls, so also
+between the two calls of a task that runs its pipeline and then embeds its known speakers): the
+parent stops it and starts the next one at once, whose models load on first use.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class EngineProcess:
         self._process: SpawnProcess | None = None
         self._conn: Connection | None = None
         self._ready = threading.Event()
+        self._stopping = False  # stop() was called: a grown child is not replaced any more
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = READY_TIMEOUT_S) -> None:
@@ -118,7 +120,8 @@ class EngineProcess:
             ready, process = self._ready, self._process
         if not ready.wait(timeout):
             raise PipelineError(f"the inference process did not start within {timeout:.0f}s", "INFERENCE_NOT_READY")
-        if process is not None and process.exitcode is not None:  # the reader saw it go before it was ready
+        # the reader saw it go before it was ready (a child replaced since, for its growth, exits 0)
+        if process is not None and process.exitcode not in (None, 0):
             raise PipelineError(
                 f"the inference process exited while starting (exit code {process.exitcode})",
                 "INFERENCE_PROCESS_EXITED",
@@ -146,6 +149,7 @@ class EngineProcess:
 
     def stop(self) -> None:
         with self._lock:
+            self._stopping = True
             process, conn = self._process, self._conn
             self._process = self._conn = None
         if conn is not None:
@@ -163,7 +167,7 @@ class EngineProcess:
         or on its way to it (call() registers a call before it takes the lock). The old child's
         reader sees it exit as expected. Returns whether it was replaced."""
         with self._lock:
-            if self._process is not process or self._conn is None:
+            if self._stopping or self._process is not process or self._conn is None:
                 return False
             if any(not call.answered for call in list(self._pending.values())):
                 return False
@@ -171,7 +175,10 @@ class EngineProcess:
             self._process = self._conn = None
             with contextlib.suppress(OSError, ValueError):
                 conn.send(("stop",))
-            self._ensure_running()
+            try:
+                self._ensure_running()
+            except Exception:  # no process or pipe to be had now (out of memory, of descriptors)
+                logger.exception("the inference process was stopped for its growth; the next call starts one")
         return True
 
     @property
@@ -344,7 +351,7 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool, recycle_
         limit_native_caches,
         release_gpu_library_data,
         release_library_pages,
-        resident,
+        resident_anonymous,
     )
 
     limit_native_caches()
@@ -377,7 +384,7 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool, recycle_
         with watch_lock:
             if running:
                 return
-            now = resident()
+            now = resident_anonymous()
             if watch.grown(now, SpeechEngine.model_loads_in_process()):
                 send(("grown", now, watch.lowest))
 
