@@ -197,9 +197,18 @@ async def test_the_parent_owns_the_inference_process_life(tmp_path: Path) -> Non
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
 
 
-async def test_a_child_whose_rest_grew_is_replaced_between_calls_never_during_one(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+class _Records(logging.Handler):
+    """The records a logger emits, whether or not pytest's logging plugin is on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_child_whose_rest_grew_is_replaced_between_calls_never_during_one(tmp_path: Path) -> None:
     """INFERENCE_RECYCLE_GROWTH_MB, with a growth of one byte: the child reports its rest (RssAnon)
     after each call that leaves it idle, and the parent replaces a grown one, by a fresh child
     started at once, only while no call is in flight or answered but not yet read."""
@@ -209,6 +218,10 @@ async def test_a_child_whose_rest_grew_is_replaced_between_calls_never_during_on
     engine = RemoteEngine(process, config)
     line = speak(TEXT, tmp_path / "line.wav")
     long_clip = concatenate([line] * 12, tmp_path / "long.wav")
+    logger, caught = logging.getLogger("whisperx_api.pipeline.remote"), _Records()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(caught)
     try:
         await asyncio.to_thread(engine.start)
         first = process.pid
@@ -217,15 +230,14 @@ async def test_a_child_whose_rest_grew_is_replaced_between_calls_never_during_on
         # a second configuration: an engine of its own in the child (its thread, its arena), and
         # no model: the child rests higher with the same models, and says so
         other = RemoteEngine(process, EngineConfig(models_dir=settings.resolved_models_dir, model_cache_size=3))
-        with caplog.at_level(logging.INFO, logger="whisperx_api.pipeline.remote"):
-            assert await other.model_loads() == {}
-            deadline = time.monotonic() + 30
-            # the reader logs the replacement once the fresh child is started
-            while not any("replaced by a fresh one" in r.getMessage() for r in caplog.records):
-                assert time.monotonic() < deadline, "the grown child was not replaced"
-                await asyncio.sleep(0.05)
+        assert await other.model_loads() == {}
+        deadline = time.monotonic() + 30
+        # the reader logs the replacement once the fresh child is started
+        while not any("replaced by a fresh one" in r.getMessage() for r in caught.records):
+            assert time.monotonic() < deadline, "the grown child was not replaced"
+            await asyncio.sleep(0.05)
         assert process.pid not in (None, first)
-        assert not any(r.levelno >= logging.ERROR for r in caplog.records)  # an expected exit
+        assert not any(r.levelno >= logging.ERROR for r in caught.records)  # an expected exit
         deadline = time.monotonic() + 10
         while Path(f"/proc/{first}").exists() and "zombie" not in Path(f"/proc/{first}/status").read_text():
             assert time.monotonic() < deadline, "the replaced child did not exit"
@@ -241,6 +253,8 @@ async def test_a_child_whose_rest_grew_is_replaced_between_calls_never_during_on
         assert not process.recycle(process._process)
         result = await asyncio.wait_for(running, 120)
         assert wer(" ".join([TEXT] * 12), result.text) <= 0.15
-        assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+        assert not any(r.levelno >= logging.ERROR for r in caught.records)
     finally:
+        logger.removeHandler(caught)
+        logger.setLevel(level)
         await asyncio.to_thread(process.stop)
