@@ -235,22 +235,18 @@ def release_gpu_library_data() -> int:
     return max(0, before - resident_anonymous())
 
 
-def _status_bytes(field: str) -> int:
-    """A size from /proc/self/status (`VmRSS`, `RssAnon`), in bytes; 0 where there is none."""
+def resident_anonymous() -> int:
+    """This process's resident memory that is its own (RssAnon: heap, stacks, copied pages; not
+    the files it maps, whose pages come and go with release_library_pages), in bytes; 0 where
+    /proc does not say."""
     try:
         lines = Path("/proc/self/status").read_text().splitlines()
     except OSError:  # not Linux
         return 0
     for line in lines:
-        if line.startswith(f"{field}:"):
+        if line.startswith("RssAnon:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def resident_anonymous() -> int:
-    """This process's resident memory that is its own (RssAnon: heap, stacks, copied pages; not
-    the files it maps, whose pages come and go with release_library_pages), in bytes."""
-    return _status_bytes("RssAnon")
 
 
 def loaded_libraries(present: list[Mapping], names: tuple[str, ...]) -> dict[str, int]:

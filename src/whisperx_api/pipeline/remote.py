@@ -237,8 +237,8 @@ class EngineProcess:
             if kind == "grown":
                 if self.recycle(process):
                     logger.info(
-                        "inference process %s replaced by a fresh one: its own memory (RssAnon) rested at %.0f MB, %.0f above its "
-                        "lowest rest with the same models (INFERENCE_RECYCLE_GROWTH_MB=%.0f)",
+                        "inference process %s replaced by a fresh one: its own memory (RssAnon) rested at %.0f MB, "
+                        "%.0f above its lowest rest with the same models (INFERENCE_RECYCLE_GROWTH_MB=%.0f)",
                         process.pid, message[1] / 2**20, (message[1] - message[2]) / 2**20, self.recycle_growth / 2**20,
                     )  # fmt: skip
                 continue
