@@ -376,8 +376,9 @@ def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(
     media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a CPU the Whisper alignment takes four windows per call (pipeline/align.py: the batch
-    of eight was the four-hour file's peak): five segments make two alignment calls, and each
-    word and its timing are those of the five aligned in one call."""
+    of eight was the four-hour file's peak) and at most CPU_ALIGN_TOKENS padded tokens: five
+    segments make two alignment calls, or five under a cap below two texts, and each word and its
+    timing are those of the five aligned in one call."""
     import soundfile
 
     from whisperx_api.pipeline import align, transcribe
@@ -394,14 +395,18 @@ def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(
         return [(w["word"], w["start"], w["end"]) for s in found for w in s["words"]]
 
     in_fours = aligned()
+    monkeypatch.setattr(align, "CPU_ALIGN_TOKENS", 1)
+    alone = aligned()
+    monkeypatch.setattr(align, "CPU_ALIGN_TOKENS", 10_000)
     monkeypatch.setattr(align, "CPU_ALIGN_BATCH", len(segments))
     at_once = aligned()
 
-    assert len(segments) == 5 and counting.calls == [4, 1, 5]
-    assert [w for w, _, _ in in_fours] == [w for w, _, _ in at_once]
+    assert len(segments) == 5 and counting.calls == [4, 1, 1, 1, 1, 1, 1, 5]
     assert len(in_fours) == sum(len(t.text.split()) for t in media["truth"])
-    timings = [(a[1], a[2], b[1], b[2]) for a, b in zip(in_fours, at_once, strict=True)]
-    assert max(max(abs(s1 - s2), abs(e1 - e2)) for s1, e1, s2, e2 in timings) <= 0.02, timings
+    for split in (in_fours, alone):
+        assert [w for w, _, _ in split] == [w for w, _, _ in at_once]
+        timings = [(a[1], a[2], b[1], b[2]) for a, b in zip(split, at_once, strict=True)]
+        assert max(max(abs(s1 - s2), abs(e1 - e2)) for s1, e1, s2, e2 in timings) <= 0.02, timings
 
 
 def test_each_stage_is_followed_by_a_release_sized_by_its_own_running_time(

@@ -34,6 +34,12 @@ ALIGN_BATCH = 8  # windows per encoder and alignment call on a GPU
 # minutes in one process (tiny.en, int8, 2 cores, 2026-12-04): the alignment's peak 304-309 MB
 # above its start in eights, 179-188 in fours, 6.1-8.4 against 6.7-7.2 s, the same words.
 CPU_ALIGN_BATCH = 4
+# ... and at most as many tokens as Whisper's longest text (its decoder's 448 positions), once
+# CTranslate2 has padded each text to the batch's longest: a call's peak follows windows times
+# longest text. One call in one process (base, int8, 2 cores, 2026-12-06), peak above its start:
+# 4 x 100 tokens +265 MB, 4 x 112 +253, 1 x 440 +226, 1 x 292 +144, 2 x 292 +321, 4 x 292 +633
+# (the one-hour piece's alignment peak, a 292-token text beside three of ~100).
+CPU_ALIGN_TOKENS = 448
 SENTENCE_END = re.compile(r"[.!?。！？]['\"”)\]]*$")
 PREPEND = "\"'“¿([{-"
 APPEND = "\"'.。,，!！?？:：”)]}、"
@@ -51,11 +57,20 @@ def alignment_windows(segments: list[dict[str, Any]], duration: float) -> list[t
     return spans
 
 
-def window_batches(model: WhisperModel, count: int) -> Iterator[range]:
-    """The indices of `count` windows, a batch per encoder and alignment call: a GPU gains from
-    batching, a CPU pays in memory."""
-    step = ALIGN_BATCH if model.model.device != "cpu" else CPU_ALIGN_BATCH
-    return (range(first, min(count, first + step)) for first in range(0, count, step))
+def window_batches(model: WhisperModel, token_counts: list[int]) -> Iterator[range]:
+    """The indices of the windows whose texts have `token_counts` tokens, consecutive, a batch
+    per encoder and alignment call: a GPU gains from batching, a CPU pays in memory, so on a CPU
+    a batch also holds at most CPU_ALIGN_TOKENS padded tokens (a longer text goes alone)."""
+    on_cpu = model.model.device == "cpu"
+    step = CPU_ALIGN_BATCH if on_cpu else ALIGN_BATCH
+    first, longest = 0, 0
+    for i, count in enumerate(token_counts):
+        longest = max(longest, count)
+        if i > first and (i - first == step or (on_cpu and (i - first + 1) * longest > CPU_ALIGN_TOKENS)):
+            yield range(first, i)
+            first, longest = i, count
+    if token_counts:
+        yield range(first, len(token_counts))
 
 
 def encode_windows(model: WhisperModel, audio: np.ndarray, spans: list[tuple[float, float]]) -> tuple[Any, list[int]]:
@@ -84,12 +99,12 @@ def align_with_whisper(
     duration = len(audio) / SAMPLE_RATE
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     spans = alignment_windows(segments, duration)
+    texts = [tokenizer.encode(" " + s["text"].strip()) for s in segments]
     words_per_segment: list[list[dict[str, Any]]] = []
-    for batch in window_batches(model, len(segments)):
+    for batch in window_batches(model, [len(t) for t in texts]):
         encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
-        tokens = [tokenizer.encode(" " + segments[i]["text"].strip()) for i in batch]
         # CTranslate2 takes one frame count per batch item
-        alignments = model.find_alignment(tokenizer, tokens, encoder_output, frames)
+        alignments = model.find_alignment(tokenizer, [texts[i] for i in batch], encoder_output, frames)
         for i, alignment in zip(batch, alignments, strict=True):
             merge_punctuations(alignment, PREPEND, APPEND)
             offset = spans[i][0]

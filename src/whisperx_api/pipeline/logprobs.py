@@ -51,9 +51,10 @@ def token_logprobs(
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     spans = alignment_windows(texts, len(audio) / SAMPLE_RATE)
     found: list[dict[str, Any]] = []
-    for batch in window_batches(model, len(texts)):
+    encoded = [tokenizer.encode(" " + s["text"].strip()) for s in texts]
+    for batch in window_batches(model, [len(t) for t in encoded]):
         encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
-        tokens = [tokenizer.encode(" " + texts[i]["text"].strip()) for i in batch]
+        tokens = [encoded[i] for i in batch]
         scored = model.model.align(encoder_output, tokenizer.sot_sequence, tokens, frames)
         for ids, result in zip(tokens, scored, strict=True):
             for token, probability in zip(ids, result.text_token_probs, strict=True):
