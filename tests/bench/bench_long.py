@@ -7,7 +7,8 @@ the same audio is also sent cut into N-minute pieces, one task after another, fo
 question: is a long file transcribed as well as the same audio in pieces? The file and its pieces
 both run on a warm service: a short task (--warm-up-minutes, the recording's start) loads every
 model first, so the comparison is of the work, not of a cold start. Each part's peak names the
-stage and every process's RSS at that moment.
+stage and every process's RSS at that moment. Each part's time is also counted in the server's
+CPU seconds, beside the host's share of time stolen by its hypervisor.
 
     uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60] [--warm-up-minutes 2]
         [--batch-size N] [--model tiny.en]
@@ -110,6 +111,41 @@ class MemoryTrace:
         """Highest RSS of all processes, of the largest one, RssAnon of all and PSS of all, over
         the samples from index `since` on."""
         return tuple(max(s[i] for s in self.samples[since:]) for i in (2, 3, 4, 5))  # type: ignore[return-value]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    server_s: float  # CPU seconds of the server's processes and of the children they reaped
+    host: tuple[int, ...]  # /proc/stat's cpu line: user nice system idle iowait irq softirq steal
+
+
+def cpu_mark(pid: int) -> CpuMark:
+    """The server's CPU time so far, and the host's. The host's pace differs between goes and
+    within one, and on a shared host part of that is time the hypervisor gave to others
+    (steal): the server's CPU seconds per audio hour count its work without that wait."""
+    used = 0.0
+    for p in (pid, *descendants(pid)):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            used += sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS  # utime stime cutime cstime
+    with open("/proc/stat") as stat:
+        host = tuple(int(x) for x in stat.readline().split()[1:9])
+    return CpuMark(used, host)
+
+
+def cpu_since(pid: int, mark: CpuMark, audio_s: float) -> dict[str, float]:
+    now = cpu_mark(pid)
+    ticks = [b - a for a, b in zip(mark.host, now.host, strict=True)]
+    used = now.server_s - mark.server_s
+    return {
+        "cpu_s": round(used, 1),
+        "cpu_s_per_audio_hour": round(used / audio_s * 3600, 1),
+        "host_busy_share": round(1 - (ticks[3] + ticks[4] + ticks[7]) / max(1, sum(ticks)), 3),
+        "host_steal_share": round(ticks[7] / max(1, sum(ticks)), 3),
+    }
 
 
 def transcribe(http: httpx.Client, path: Path, trace: MemoryTrace, model: str) -> dict[str, Any]:
@@ -227,9 +263,10 @@ def main() -> None:
                         len(trace.samples) - 1
                     )
                 first = len(trace.samples)
-                started = time.monotonic()
+                started, cpu = time.monotonic(), cpu_mark(server.proc.pid)
                 task = transcribe(http, recording.path, trace, args.model)
                 wall = time.monotonic() - started
+                cpu_used = cpu_since(server.proc.pid, cpu, recording.duration)
                 whole_peak = trace.peak(first)
                 stages = trace.stage_seconds(first)
                 at_peak = trace.at_peak(first)
@@ -241,6 +278,7 @@ def main() -> None:
                     "upload_mb": round(recording.path.stat().st_size / 1e6, 1),
                     "wall_s": round(wall, 1),
                     "s_per_audio_hour": round(wall / recording.duration * 3600, 1),
+                    **cpu_used,
                     "timings": result["timings"],
                     "segments": len(result["segments"]),
                     "speakers": result["speakers"],
@@ -253,7 +291,9 @@ def main() -> None:
                 }  # fmt: skip
                 print(json.dumps(row), flush=True)
                 if args.pieces_minutes:
-                    row["pieces"] = pieces(http, recording, args.pieces_minutes, root, trace, args.model)
+                    row["pieces"] = pieces(
+                        http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid
+                    )
                     print(json.dumps(row["pieces"]), flush=True)
         finally:
             trace.stop()
@@ -272,7 +312,7 @@ def main() -> None:
 
 
 def pieces(
-    http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace, model: str
+    http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace, model: str, server: int
 ) -> dict[str, Any]:
     """The same audio in `minutes`-long pieces, one task each; their segments shifted back onto
     the whole file's clock and scored against the same truth."""
@@ -280,7 +320,7 @@ def pieces(
     segments: list[dict[str, Any]] = []
     speakers: list[int] = []
     first = len(trace.samples)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_mark(server)
     offset = 0.0
     while offset < recording.duration:
         piece = cut(recording.path, offset, length, root / f"piece_{int(offset)}.mp3")
@@ -297,7 +337,7 @@ def pieces(
     wall = time.monotonic() - started
     return {
         "minutes": minutes, "wall_s": round(wall, 1), "speakers_per_piece": speakers,
-        "s_per_audio_hour": round(wall / recording.duration * 3600, 1),
+        "s_per_audio_hour": round(wall / recording.duration * 3600, 1), **cpu_since(server, cpu, recording.duration),
         **dict(zip(("rss_peak_all_mb", "rss_peak_largest_mb", "anon_peak_all_mb", "pss_peak_all_mb"),
                    trace.peak(first), strict=True)),
         "stage_s": trace.stage_seconds(first), "at_peak": trace.at_peak(first),
