@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,11 @@ class MemoryTrace:
 
     pid: int
     stage: str = "idle"
-    # (s, stage, RSS of all, RSS of the largest, RssAnon of all, PSS of all, RSS of each process)
-    samples: list[tuple[float, str, float, float, float, float, dict[str, int]]] = field(default_factory=list)
+    # (s, stage, RSS of all, RSS of the largest, RssAnon of all, PSS of all, RSS of each process,
+    # RssAnon of each process: what the inference process's replacement reads, pipeline/rest_watch.py)
+    samples: list[tuple[float, str, float, float, float, float, dict[str, int], dict[str, int]]] = field(
+        default_factory=list
+    )
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -82,9 +86,10 @@ class MemoryTrace:
         self._stop.set()
 
     def at_peak(self, since: int = 0) -> dict[str, Any]:
-        """The stage and each process's RSS at the highest RSS of all processes from `since` on."""
+        """The stage and each process's RSS and RssAnon at the highest RSS of all processes from
+        `since` on."""
         top = max(self.samples[since:], key=lambda sample: sample[2])
-        return {"s": top[0], "stage": top[1], "rss_by_process_mb": top[6]}
+        return {"s": top[0], "stage": top[1], "rss_by_process_mb": top[6], "anon_by_process_mb": top[7]}
 
     def stage_seconds(self, since: int = 0) -> dict[str, float]:
         """Seconds under each stage label, from the samples from index `since` on (the stage is
@@ -99,12 +104,13 @@ class MemoryTrace:
         while not self._stop.wait(SAMPLE_EVERY_S):
             processes = [self.pid, *descendants(self.pid)]
             each = [rss_mb(p) for p in processes]
-            anon = sum(rss_mb(p, "RssAnon") for p in processes)
+            anon = [rss_mb(p, "RssAnon") for p in processes]
             pss = sum(pss_mb(p) for p in processes)
-            by_process = {f"{p} {process_name(p)}": round(r) for p, r in zip(processes, each, strict=True)}
+            names = [f"{p} {process_name(p)}" for p in processes]
             self.samples.append(
-                (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(anon),
-                 round(pss), by_process)
+                (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(sum(anon)),
+                 round(pss), {n: round(r) for n, r in zip(names, each, strict=True)},
+                 {n: round(a) for n, a in zip(names, anon, strict=True)})
             )  # fmt: skip
 
     def peak(self, since: int = 0) -> tuple[float, float, float, float]:
@@ -238,7 +244,9 @@ def main() -> None:
         recycle = Settings.model_fields["inference_recycle_growth_mb"].default
         settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", inference_recycle_growth_mb=recycle)
         port = free_port()
-        env = {**settings_env(settings), "LOG_LEVEL": "WARNING"}
+        # INFO: the server's log, kept beside the results, says which models loaded and when the
+        # inference process was replaced
+        env = {**settings_env(settings), "LOG_LEVEL": "INFO"}
         if args.batch_size:
             env["BATCH_SIZE"] = str(args.batch_size)
         server = start_server(env, root / "s.log", port, worker_ready=True, timeout=300)
@@ -299,7 +307,8 @@ def main() -> None:
             trace.stop()
             server.stop()
             clear_queue(settings.queue_name)
-    RESULTS.mkdir(exist_ok=True)
+            RESULTS.mkdir(exist_ok=True)
+            shutil.copy(root / "s.log", RESULTS / f"long_{stamp}.log")
     plot(
         trace,
         f"{args.minutes:g}-minute recording, full pipeline ({args.model}), this machine",
@@ -308,7 +317,7 @@ def main() -> None:
     (RESULTS / f"long_{stamp}.json").write_text(
         json.dumps({"date": datetime.now(UTC).isoformat(), **row, "samples": trace.samples}, indent=1)
     )
-    print(f"wrote {RESULTS / f'long_{stamp}.png'}")
+    print(f"wrote {RESULTS / f'long_{stamp}.png'}, .json and .log (the server's)")
 
 
 def pieces(
