@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
@@ -85,6 +85,26 @@ def encode_windows(model: WhisperModel, audio: np.ndarray, spans: list[tuple[flo
     return model.encode(np.stack(features)), frames
 
 
+class AlignmentCall(NamedTuple):
+    windows: range  # the indices of its segments
+    encoder_output: Any
+    frames: list[int]  # the mel frames each window covers (CTranslate2 takes one per window)
+    tokens: list[list[int]]  # each window's text
+
+
+def alignment_calls(
+    model: WhisperModel, tokenizer: Tokenizer, audio: np.ndarray, segments: list[dict[str, Any]],
+    spans: list[tuple[float, float]],
+) -> Iterator[AlignmentCall]:  # fmt: skip
+    """The segments' windows (`spans`) grouped into calls by window_batches, each with Whisper's
+    encoder output for its windows and its texts' tokens: what the alignment and the logprobs
+    hand to CTranslate2."""
+    texts = [tokenizer.encode(" " + s["text"].strip()) for s in segments]
+    for batch in window_batches(model, [len(t) for t in texts]):
+        encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
+        yield AlignmentCall(batch, encoder_output, frames, [texts[i] for i in batch])
+
+
 def align_with_whisper(
     model: WhisperModel,
     audio: np.ndarray,
@@ -99,13 +119,10 @@ def align_with_whisper(
     duration = len(audio) / SAMPLE_RATE
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     spans = alignment_windows(segments, duration)
-    texts = [tokenizer.encode(" " + s["text"].strip()) for s in segments]
     words_per_segment: list[list[dict[str, Any]]] = []
-    for batch in window_batches(model, [len(t) for t in texts]):
-        encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
-        # CTranslate2 takes one frame count per batch item
-        alignments = model.find_alignment(tokenizer, [texts[i] for i in batch], encoder_output, frames)
-        for i, alignment in zip(batch, alignments, strict=True):
+    for call in alignment_calls(model, tokenizer, audio, segments, spans):
+        alignments = model.find_alignment(tokenizer, call.tokens, call.encoder_output, call.frames)
+        for i, alignment in zip(call.windows, alignments, strict=True):
             merge_punctuations(alignment, PREPEND, APPEND)
             offset = spans[i][0]
             words = [

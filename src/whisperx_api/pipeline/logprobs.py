@@ -16,7 +16,7 @@ from typing import Any
 from faster_whisper.tokenizer import Tokenizer
 from whisperx.asr import WhisperModel
 
-from whisperx_api.pipeline.align import alignment_windows, encode_windows, window_batches
+from whisperx_api.pipeline.align import alignment_calls, alignment_windows
 from whisperx_api.pipeline.audio import SAMPLE_RATE
 
 FLOOR = 1e-30  # log(0) is not a number JSON can carry
@@ -51,12 +51,9 @@ def token_logprobs(
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     spans = alignment_windows(texts, len(audio) / SAMPLE_RATE)
     found: list[dict[str, Any]] = []
-    encoded = [tokenizer.encode(" " + s["text"].strip()) for s in texts]
-    for batch in window_batches(model, [len(t) for t in encoded]):
-        encoder_output, frames = encode_windows(model, audio, [spans[i] for i in batch])
-        tokens = [encoded[i] for i in batch]
-        scored = model.model.align(encoder_output, tokenizer.sot_sequence, tokens, frames)
-        for ids, result in zip(tokens, scored, strict=True):
+    for call in alignment_calls(model, tokenizer, audio, texts, spans):
+        scored = model.model.align(call.encoder_output, tokenizer.sot_sequence, call.tokens, call.frames)
+        for ids, result in zip(call.tokens, scored, strict=True):
             for token, probability in zip(ids, result.text_token_probs, strict=True):
                 raw = token_bytes(model, token)
                 found.append(
