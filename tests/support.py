@@ -56,6 +56,13 @@ def make_settings(data_dir: Path, db_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def make_bench_settings(data_dir: Path, db_url: str, **overrides: Any) -> Settings:
+    """make_settings with the deployment's replacement of a grown inference process, which the
+    tests turn off: a benchmark measures what a deployment runs."""
+    recycle = Settings.model_fields["inference_recycle_growth_mb"].default
+    return make_settings(data_dir, db_url, **{"inference_recycle_growth_mb": recycle, **overrides})
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for a server started in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "QUEUE_", "WORKER_"))}

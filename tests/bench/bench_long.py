@@ -39,8 +39,15 @@ import httpx
 from tests.audio import Turn
 from tests.metrics import der, wer
 from tests.speech_corpus import Recording, espeak_conversation
-from tests.support import clear_queue, descendants, free_port, make_settings, process_name, settings_env, start_server
-from whisperx_api.settings import Settings
+from tests.support import (
+    clear_queue,
+    descendants,
+    free_port,
+    make_bench_settings,
+    process_name,
+    settings_env,
+    start_server,
+)
 
 RESULTS = Path(__file__).parent / "results"
 SAMPLE_EVERY_S = 0.5
@@ -240,9 +247,7 @@ def main() -> None:
         recording = espeak_conversation(args.minutes, root / "long.mp3")
         print(f"recording: {recording.duration / 60:.1f} min, {len(recording.turns)} turns, "
               f"made in {time.monotonic() - made:.0f} s", flush=True)  # fmt: skip
-        # the deployment's default replacement of a grown inference process (the tests' is off)
-        recycle = Settings.model_fields["inference_recycle_growth_mb"].default
-        settings = make_settings(root / "data", f"sqlite:///{root / 'records.db'}", inference_recycle_growth_mb=recycle)
+        settings = make_bench_settings(root / "data", f"sqlite:///{root / 'records.db'}")
         port = free_port()
         # INFO: the server's log, kept beside the results, says which models loaded and when the
         # inference process was replaced

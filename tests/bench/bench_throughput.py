@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import httpx
 
 from tests.bench.bench_pipeline import make_clip
-from tests.support import clear_queue, free_port, make_settings, settings_env, start_server
-from whisperx_api.settings import Settings
+from tests.support import clear_queue, free_port, make_bench_settings, settings_env, start_server
 
 RESULTS = Path(__file__).parent / "results"
 FIELDS = {"model": "tiny.en", "language": "en"}
@@ -59,11 +58,7 @@ def loads(log: Path) -> int:
 
 def run_setting(concurrent_tasks: int, clip: Path, count: int, workdir: Path) -> dict[str, object]:
     workdir.mkdir(parents=True)
-    # the deployment's default replacement of a grown inference process (the tests' is off)
-    recycle = Settings.model_fields["inference_recycle_growth_mb"].default
-    settings = make_settings(
-        workdir / "data", f"sqlite:///{workdir / 'records.db'}", inference_recycle_growth_mb=recycle
-    )
+    settings = make_bench_settings(workdir / "data", f"sqlite:///{workdir / 'records.db'}")
     env = {**settings_env(settings), "LOG_LEVEL": "INFO", "MAX_CONCURRENT_GPU_TASKS": str(concurrent_tasks)}
     log = workdir / "server.log"
     port = free_port()
