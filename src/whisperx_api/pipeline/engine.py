@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from whisperx_api.memory import release_after_stage
+from whisperx_api.memory import decoder_buffers_kept, release_after_stage
 from whisperx_api.pipeline import align as align_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, memory_released
 from whisperx_api.pipeline.combine import assign_speakers, attribute
@@ -117,13 +117,18 @@ class SpeechEngine:
         device = resolve_device(whisper.device)
         return device, resolve_compute_type(whisper.compute_type, device)
 
-    def whisper_model(self, whisper: WhisperOptions) -> Any:
+    @contextmanager
+    def whisper_model(self, whisper: WhisperOptions) -> Iterator[Any]:
         device, compute_type = self._device(whisper)
         path = resolve_whisper_model(whisper.model, self.config.models_dir)
         key = ("whisper", str(path), device, str(whisper.device_index), compute_type)
-        return self._model(
-            key, lambda: load_whisper(str(path), device, whisper.device_index, compute_type, whisper.threads)
-        )
+        with (
+            self._model(
+                key, lambda: load_whisper(str(path), device, whisper.device_index, compute_type, whisper.threads)
+            ) as model,
+            decoder_buffers_kept(),
+        ):
+            yield model
 
     # -- stages -------------------------------------------------------------------------
     def speech_regions(

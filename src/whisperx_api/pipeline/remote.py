@@ -352,9 +352,11 @@ def serve(conn: Connection, log_level: int | str, filter_warning: bool, recycle_
         release_gpu_library_data,
         release_library_pages,
         resident_anonymous,
+        tune_allocator,
     )
 
     limit_native_caches()
+    tune_allocator()
     from whisperx_api.pipeline.engine import SpeechEngine
     from whisperx_api.pipeline.models import no_gpu_visible
     from whisperx_api.pipeline.rest_watch import RestWatch
