@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -80,9 +80,10 @@ class MemoryTrace:
     pid: int
     stage: str = "idle"
     # (s, stage, RSS of all, RSS of the largest, RssAnon of all, PSS of all, RSS of each process,
-    # RssAnon of each process: what the inference process's replacement reads, pipeline/rest_watch.py)
-    samples: list[tuple[float, str, float, float, float, float, dict[str, int], dict[str, int]]] = field(
-        default_factory=list
+    # RssAnon of each process: what the inference process's replacement reads, pipeline/rest_watch.py,
+    # each process's work counters so far: its Work)
+    samples: list[tuple[float, str, float, float, float, float, dict[str, int], dict[str, int], dict[int, Work]]] = (
+        field(default_factory=list)
     )
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -106,6 +107,25 @@ class MemoryTrace:
             seconds[before[1]] = round(seconds.get(before[1], 0.0) + after[0] - before[0], 1)
         return seconds
 
+    def stage_work(self, since: int = 0) -> dict[str, dict[str, float]]:
+        """The server's work under each stage label from index `since` on: CPU seconds in user
+        space, in the kernel, of the children it reaped (ffmpeg), and its minor page faults. The
+        host's pace changes between goes; these say where a part's extra time went (a fault is
+        kernel time, counted whatever the host's pace). A process that appears counts from its
+        start, one that goes (the inference process's replacement) stops counting."""
+        totals: dict[str, list[float]] = {}
+        for before, after in zip(self.samples[since:], self.samples[since + 1 :], strict=False):
+            sums = totals.setdefault(before[1], [0.0, 0.0, 0.0, 0.0])
+            for pid, now in after[8].items():
+                then = before[8].get(pid, Work(0, 0, 0, 0))
+                for i, (a, b) in enumerate(zip(then, now, strict=True)):
+                    sums[i] += max(0, b - a)
+        return {
+            stage: {"user_s": round(u / CLOCK_TICKS, 1), "sys_s": round(k / CLOCK_TICKS, 1),
+                    "children_s": round(c / CLOCK_TICKS, 1), "minor_faults": int(f)}
+            for stage, (u, k, c, f) in totals.items()
+        }  # fmt: skip
+
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(SAMPLE_EVERY_S):
@@ -117,7 +137,8 @@ class MemoryTrace:
             self.samples.append(
                 (round(time.monotonic() - started, 1), self.stage, round(sum(each)), round(max(each)), round(sum(anon)),
                  round(pss), {n: round(r) for n, r in zip(names, each, strict=True)},
-                 {n: round(a) for n, a in zip(names, anon, strict=True)})
+                 {n: round(a) for n, a in zip(names, anon, strict=True)},
+                 {p: w for p in processes if (w := work(p)) is not None})
             )  # fmt: skip
 
     def peak(self, since: int = 0) -> tuple[float, float, float, float]:
@@ -127,6 +148,24 @@ class MemoryTrace:
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Work(NamedTuple):
+    """A process's counters from /proc/PID/stat: clock ticks in user space, in the kernel, of the
+    children it reaped, and its minor page faults."""
+
+    user: int
+    system: int
+    children: int
+    minor_faults: int
+
+
+def work(pid: int) -> Work | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None  # gone
+    return Work(int(fields[11]), int(fields[12]), int(fields[13]) + int(fields[14]), int(fields[7]))
 
 
 @dataclass(frozen=True)
@@ -300,6 +339,7 @@ def main() -> None:
                     "pss_idle_all_mb": idle_pss, **warm_up,
                     "rss_peak_all_mb": whole_peak[0], "rss_peak_largest_mb": whole_peak[1],
                     "anon_peak_all_mb": whole_peak[2], "pss_peak_all_mb": whole_peak[3], "stage_s": stages,
+                    "stage_work": trace.stage_work(first),
                     "at_peak": at_peak,
                 }  # fmt: skip
                 print(json.dumps(row), flush=True)
@@ -354,7 +394,8 @@ def pieces(
         "s_per_audio_hour": round(wall / recording.duration * 3600, 1), **cpu_since(server, cpu, recording.duration),
         **dict(zip(("rss_peak_all_mb", "rss_peak_largest_mb", "anon_peak_all_mb", "pss_peak_all_mb"),
                    trace.peak(first), strict=True)),
-        "stage_s": trace.stage_seconds(first), "at_peak": trace.at_peak(first),
+        "stage_s": trace.stage_seconds(first),
+        "stage_work": trace.stage_work(first), "at_peak": trace.at_peak(first),
         **scores(recording, segments),
     }  # fmt: skip
 
