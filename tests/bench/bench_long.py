@@ -111,15 +111,21 @@ class MemoryTrace:
         """The server's work under each stage label from index `since` on: CPU seconds in user
         space, in the kernel, of the children it reaped (ffmpeg), and its minor page faults. The
         host's pace changes between goes; these say where a part's extra time went (a fault is
-        kernel time, counted whatever the host's pace). A process that appears counts from its
-        start, one that goes (the inference process's replacement) stops counting."""
+        kernel time, counted whatever the host's pace). Each process counts between its
+        successive readings, so one that appears (the inference process's replacement) counts
+        from its first, and a reading missed (a process's stat read as it was replaced) loses
+        nothing. A replaced inference process's whole CPU time shows once more as its parent's
+        children's time, under the stage the label read when it was reaped."""
         totals: dict[str, list[float]] = {}
-        for before, after in zip(self.samples[since:], self.samples[since + 1 :], strict=False):
-            sums = totals.setdefault(before[1], [0.0, 0.0, 0.0, 0.0])
-            for pid, now in after[8].items():
-                then = before[8].get(pid, Work(0, 0, 0, 0))
-                for i, (a, b) in enumerate(zip(then, now, strict=True)):
-                    sums[i] += max(0, b - a)
+        last: dict[int, tuple[Work, str]] = {}  # each process's latest reading and the stage then
+        for sample in self.samples[since:]:
+            for pid, now in sample[8].items():
+                if pid in last:
+                    then, stage = last[pid]
+                    sums = totals.setdefault(stage, [0.0, 0.0, 0.0, 0.0])
+                    for i, (a, b) in enumerate(zip(then, now, strict=True)):
+                        sums[i] += max(0, b - a)
+                last[pid] = (now, sample[1])
         return {
             stage: {"user_s": round(u / CLOCK_TICKS, 1), "sys_s": round(k / CLOCK_TICKS, 1),
                     "children_s": round(c / CLOCK_TICKS, 1), "minor_faults": int(f)}
