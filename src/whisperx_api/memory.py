@@ -69,15 +69,21 @@ def collect_unloaded() -> None:
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _glibc_function(name: str) -> Callable[..., int] | None:
+    """One of glibc's malloc functions, or None where the C library is not glibc (musl, macOS):
+    its allocator then keeps its own ways."""
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim this way
+        function: Callable[..., int] = getattr(ctypes.CDLL(library), name)
+    except (OSError, AttributeError):
         return None
-    return trim
+    return function
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    return _glibc_function("malloc_trim")
 
 
 @functools.cache
@@ -135,14 +141,8 @@ class _AllocatorTuning:
 _tuning = _AllocatorTuning()
 
 
-@functools.cache
 def _mallopt() -> Callable[[int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt: Callable[[int, int], int] = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):  # not glibc: its defaults stay
-        return None
-    return mallopt
+    return _glibc_function("mallopt")
 
 
 def tune_allocator() -> bool:

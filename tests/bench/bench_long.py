@@ -184,11 +184,8 @@ def cpu_mark(pid: int) -> CpuMark:
     """The server's CPU time so far, and the host's. The host's pace differs between goes and
     within one, and on a shared host part of that is time the hypervisor gave to others
     (steal): the server's CPU seconds per audio hour count its work without that wait."""
-    used = 0.0
-    for p in (pid, *descendants(pid)):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            used += sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS  # utime stime cutime cstime
+    counters = [w for p in (pid, *descendants(pid)) if (w := work(p)) is not None]
+    used = sum(w.user + w.system + w.children for w in counters) / CLOCK_TICKS
     with open("/proc/stat") as stat:
         host = tuple(int(x) for x in stat.readline().split()[1:9])
     return CpuMark(used, host)
