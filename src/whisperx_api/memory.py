@@ -124,18 +124,19 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 # 32 MB at most, and Whisper's encoder makes a 144 MB attention buffer per call (base, 2 windows).
 HEAP_BLOCKS_UP_TO = 256 * 2**20
 # free() hands the heap's top back only beyond this (release_freed_memory hands back the rest);
-# while a decoder runs, beyond DECODING_TRIM_AT, so that its buffers stay for its next call
+# while a stage that asks again and again for the same large buffers runs, beyond KEPT_TRIM_AT,
+# so that they stay for its next call (buffers_kept)
 TRIM_AT = 64 * 2**20
-DECODING_TRIM_AT = 512 * 2**20
+KEPT_TRIM_AT = 512 * 2**20
 
 
 class _AllocatorTuning:
-    """How many decoder calls want the heap's top kept, and whether this process tuned glibc."""
+    """How many stages want the heap's top kept, and whether this process tuned glibc."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tuned = False
-        self.decoding = 0
+        self.keeping = 0
 
 
 _tuning = _AllocatorTuning()
@@ -171,28 +172,40 @@ def tune_allocator() -> bool:
 
 
 @contextmanager
-def decoder_buffers_kept() -> Iterator[None]:
-    """While Whisper's decoder (CTranslate2) runs: its buffers stay in the heap between its calls.
+def buffers_kept() -> Iterator[None]:
+    """While a stage runs whose model frees its largest buffers at the heap's top after each call
+    and asks for them again on the next: they stay in the heap between its calls, where free()
+    would hand them back past the trim threshold and the next call fault them in again. Whatever
+    this process's allocator: where tune_allocator did not run, only keeping_buffers tells.
 
-    Each call frees its largest buffers at the heap's top, where free() hands them back past the
-    trim threshold and the next call faults them in again (a million faults in a 4-minute task's
-    transcription). Raised for every stage, the same threshold made the VAD 20-30 % slower
-    (4.5 against 5.5-6 s on that task, whose time had no faults to lose), so only the decoder's
-    stages raise it. Process-wide: with two tasks at once, a VAD beside a decoder runs with it."""
+    Measured (base, 2 cores, 2026-12-06): Whisper's decoder (CTranslate2) took a million faults in
+    a 4-minute task's transcription. The default diarizer alone, as the inference process runs it:
+    segmentation-3.0's batches and CAM++'s took 9.2 million faults for an hour of a conversation,
+    21 s of kernel time, and 1.3 million, 9.5 s, with them kept (117 against 115 s; the stage's
+    peak 805 against 851 MB RssAnon, one run each); 4 minutes: 0.82-0.86 million against
+    0.10-0.15, 8.8 against 8.1-8.2 s. The VAD's model has no faults to save (0.03 million for 15
+    minutes, either way) and keeps the default: raised for every stage, the threshold made a
+    4-minute task's VAD slower (4.5 against 5.5-6 s), which the VAD alone did not repeat (12.1-13.1
+    against 12.3 s for 15 minutes). Counted and process-wide: with two tasks at once, the
+    threshold falls back when neither keeps, and a VAD beside a decoder runs with it raised."""
     mallopt = _mallopt()
-    if mallopt is None or not _tuning.tuned:
-        yield
-        return
     with _tuning.lock:
-        _tuning.decoding += 1
-        mallopt(_M_TRIM_THRESHOLD, DECODING_TRIM_AT)
+        _tuning.keeping += 1
+        if mallopt is not None and _tuning.tuned:
+            mallopt(_M_TRIM_THRESHOLD, KEPT_TRIM_AT)
     try:
         yield
     finally:
         with _tuning.lock:
-            _tuning.decoding -= 1
-            if not _tuning.decoding:
+            _tuning.keeping -= 1
+            if mallopt is not None and _tuning.tuned and not _tuning.keeping:
                 mallopt(_M_TRIM_THRESHOLD, TRIM_AT)
+
+
+def keeping_buffers() -> bool:
+    """Whether a stage in buffers_kept runs now."""
+    with _tuning.lock:
+        return _tuning.keeping > 0
 
 
 def release_freed_memory() -> None:

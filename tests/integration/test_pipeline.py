@@ -440,16 +440,30 @@ def test_each_stage_is_followed_by_a_release_sized_by_its_own_running_time(
 def test_each_stage_is_reported_as_it_starts(media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
     """A stage's name shows from its start, at the start of its share of the progress: the stages
     report after each batch, so before, the decoder's first batch (a task's peak of memory) was
-    shown, and in the benchmarks measured, as the VAD, and the alignment's first as transcription."""
+    shown, and in the benchmarks measured, as the VAD, and the alignment's first as transcription.
+    Each report also says whether the stage keeps its buffers in the heap (memory.buffers_kept):
+    the decoder's and the diarizer's do (the alignment's too where Whisper aligns: offline, no
+    wav2vec2 model), the VAD's does not."""
     from pathlib import Path
 
+    from whisperx_api.memory import keeping_buffers
     from whisperx_api.pipeline.engine import SpeechEngine
     from whisperx_api.pipeline.options import EngineConfig, PipelineOptions, WhisperOptions
 
     engine = SpeechEngine(EngineConfig(models_dir=Path(tmp_path_factory.mktemp("models"))))
     options = PipelineOptions(whisper=WhisperOptions(model="tiny.en", language="en", device="cpu", compute_type="int8"))
     reports: list[tuple[str, float]] = []
-    engine.run(media["dialogue"], options, lambda stage, fraction: reports.append((stage, fraction)))
+    kept: dict[str, set[bool]] = {}
+
+    def heard(stage: str, fraction: float) -> None:
+        reports.append((stage, fraction))
+        kept.setdefault(stage, set()).add(keeping_buffers())
+
+    result = engine.run(media["dialogue"], options, heard)
+    keeping = {"transcribing", "diarizing"} | ({"aligning"} if str(result.alignment).startswith("whisper:") else set())
+    assert {stage for stage, seen in kept.items() if True in seen} == keeping
+    assert kept["vad"] == {False}
+    assert not keeping_buffers()
     first: dict[str, float] = {}
     for stage, fraction in reports:
         first.setdefault(stage, fraction)

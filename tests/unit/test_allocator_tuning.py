@@ -1,6 +1,7 @@
-"""The inference process's allocator settings (memory.tune_allocator, memory.decoder_buffers_kept):
+"""The inference process's allocator settings (memory.tune_allocator, memory.buffers_kept):
 a large working buffer that an inference thread frees and asks for again is reused from the heap
-instead of faulting in afresh, while the decoder runs; outside it the heap's top goes back on
+instead of faulting in afresh, while a stage that keeps its buffers runs (Whisper's decoder, the
+diarizer); outside it the heap's top goes back on
 free() as before. Measured in page faults, which do not depend on the host's pace."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def calls(out, kept):
             libc.free(block)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     if kept:
-        with memory.decoder_buffers_kept():
+        with memory.buffers_kept():
             run()
     else:
         run()
@@ -66,6 +67,6 @@ def test_a_decoders_buffer_is_reused_instead_of_faulting_in_on_every_call() -> N
     assert default["after"] > 7 * PAGES
     # tuned: the first call faults it in, the seven after it reuse it
     assert tuned["kept"] < 1.5 * PAGES
-    # outside the decoder's stages the heap's top goes back again when freed (the VAD's setting):
+    # outside those stages the heap's top goes back again when freed (the VAD's setting):
     # the block the decoder kept serves the first call, the other seven fault in
     assert tuned["after"] > 6.5 * PAGES

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 import numpy as np
 
-from whisperx_api.memory import decoder_buffers_kept, release_after_stage
+from whisperx_api.memory import buffers_kept, release_after_stage
 from whisperx_api.pipeline import align as align_stage
 from whisperx_api.pipeline.audio import SAMPLE_RATE, decode_audio, memory_released
 from whisperx_api.pipeline.combine import assign_speakers, attribute
@@ -126,7 +126,7 @@ class SpeechEngine:
             self._model(
                 key, lambda: load_whisper(str(path), device, whisper.device_index, compute_type, whisper.threads)
             ) as model,
-            decoder_buffers_kept(),
+            buffers_kept(),
         ):
             yield model
 
@@ -207,7 +207,10 @@ class SpeechEngine:
                 logger.warning("pyannote diarization unavailable (%s); using the offline diarizer", exc)
                 backend = "campp" if campp.available() else "embedded"
         if backend == "campp":
-            with self._model(("campp-diarizer", device), lambda: SegmentationDiarizer(device)) as diarizer:
+            with (
+                self._model(("campp-diarizer", device), lambda: SegmentationDiarizer(device)) as diarizer,
+                buffers_kept(),  # segmentation-3.0's and CAM++'s batches
+            ):
                 return diarizer(audio, *speakers, progress)
         if regions is None:
             regions = self.speech_regions(audio, vad, whisper)
