@@ -372,13 +372,13 @@ def test_a_cpu_batch_decoded_in_parts_gives_what_the_batch_at_once_gives(
     assert len(in_fives["text"]) == 6
 
 
-def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(
+def test_a_cpu_alignment_in_twos_gives_what_the_batch_at_once_gives(
     media: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a CPU the Whisper alignment takes four windows per call (pipeline/align.py: the batch
-    of eight was the four-hour file's peak) and at most CPU_ALIGN_TOKENS padded tokens: five
-    segments make two alignment calls, or five under a cap below two texts, and each word and its
-    timing are those of the five aligned in one call."""
+    """On a CPU the Whisper alignment takes two windows per call (pipeline/align.py: a call's
+    peak grows with its windows) and at most CPU_ALIGN_TOKENS padded tokens: five segments make
+    three alignment calls, or five under a cap below two texts, and each word and its timing are
+    those of the five aligned in one call."""
     import soundfile
 
     from whisperx_api.pipeline import align, transcribe
@@ -394,16 +394,16 @@ def test_a_cpu_alignment_in_fours_gives_what_the_batch_at_once_gives(
         found = align.align_with_whisper(model, audio, segments, "en", lambda _stage, _fraction: None)
         return [(w["word"], w["start"], w["end"]) for s in found for w in s["words"]]
 
-    in_fours = aligned()
+    in_twos = aligned()
     monkeypatch.setattr(align, "CPU_ALIGN_TOKENS", 1)
     alone = aligned()
     monkeypatch.setattr(align, "CPU_ALIGN_TOKENS", 10_000)
     monkeypatch.setattr(align, "CPU_ALIGN_BATCH", len(segments))
     at_once = aligned()
 
-    assert len(segments) == 5 and counting.calls == [4, 1, 1, 1, 1, 1, 1, 5]
-    assert len(in_fours) == sum(len(t.text.split()) for t in media["truth"])
-    for split in (in_fours, alone):
+    assert len(segments) == 5 and counting.calls == [2, 2, 1, 1, 1, 1, 1, 1, 5]
+    assert len(in_twos) == sum(len(t.text.split()) for t in media["truth"])
+    for split in (in_twos, alone):
         assert [w for w, _, _ in split] == [w for w, _, _ in at_once]
         timings = [(a[1], a[2], b[1], b[2]) for a, b in zip(split, at_once, strict=True)]
         assert max(max(abs(s1 - s2), abs(e1 - e2)) for s1, e1, s2, e2 in timings) <= 0.02, timings

@@ -28,18 +28,22 @@ WINDOW_S = 30.0
 HOP = 160  # samples per mel frame
 MAX_PAD_S = 0.2
 ALIGN_BATCH = 8  # windows per encoder and alignment call on a GPU
-# On a CPU, four: what one call holds (the windows' encoder output, the decoder's state and
+# On a CPU, two: what one call holds (the windows' encoder output, the decoder's state and
 # cross-attention over each window's 1,500 frames) grows with the batch, and the batch of 8 was
 # the four-hour file's peak (a spike in the alignment's first minutes). The pipeline on 15
 # minutes in one process (tiny.en, int8, 2 cores, 2026-12-04): the alignment's peak 304-309 MB
-# above its start in eights, 179-188 in fours, 6.1-8.4 against 6.7-7.2 s, the same words.
-CPU_ALIGN_BATCH = 4
-# ... and at most as many tokens as Whisper's longest text (its decoder's 448 positions), once
+# above its start in eights, 179-188 in fours, 6.1-8.4 against 6.7-7.2 s, the same words. Twos
+# with half the tokens below, through the service (base, 2026-12-06, a host whose alignment peaked
+# ~190 MB higher than the day's first): 30 minutes 1,514 -> 1,386 MB for all processes (the peak
+# moved to the diarizer), 33.8 -> 32.7 s, 517,000 -> 196,000 faults; 2 minutes 1,445-1,459 ->
+# 1,349-1,360 MB, 2.49-2.53 against 2.45-2.59 s; the same words, WER and DER.
+CPU_ALIGN_BATCH = 2
+# ... and at most half as many tokens as Whisper's longest text (its decoder's 448 positions), once
 # CTranslate2 has padded each text to the batch's longest: a call's peak follows windows times
 # longest text. One call in one process (base, int8, 2 cores, 2026-12-06), peak above its start:
 # 4 x 100 tokens +265 MB, 4 x 112 +253, 1 x 440 +226, 1 x 292 +144, 2 x 292 +321, 4 x 292 +633
 # (the one-hour piece's alignment peak, a 292-token text beside three of ~100).
-CPU_ALIGN_TOKENS = 448
+CPU_ALIGN_TOKENS = 224
 SENTENCE_END = re.compile(r"[.!?。！？]['\"”)\]]*$")
 PREPEND = "\"'“¿([{-"
 APPEND = "\"'.。,，!！?？:：”)]}、"
