@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx
 
+from tests.bench.bench_long import rss_mb
 from tests.support import clear_queue, descendants, free_port, make_bench_settings, settings_env, start_server
 from whisperx_api.db.config import make_db_config, upgrade_database
 from whisperx_api.db.models import Task
@@ -79,12 +80,7 @@ async def seed(settings: object, result: dict[str, object]) -> str:
 
 
 def memory_mb(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon"):
-            fields[key] = round(int(value.split()[0]) / 1024, 1)
-    return fields
+    return {field: round(rss_mb(pid, field), 1) for field in ("VmRSS", "RssAnon")}
 
 
 def web_process(server_pid: int) -> int:
