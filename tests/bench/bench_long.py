@@ -10,8 +10,14 @@ model first, so the comparison is of the work, not of a cold start. Each part's 
 stage and every process's RSS at that moment. Each part's time is also counted in the server's
 CPU seconds, beside the host's share of time stolen by its hypervisor.
 
-    uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60] [--warm-up-minutes 2]
-        [--batch-size N] [--model tiny.en]
+A host's pace drifts within a go by more than the file and its pieces differ (the same VAD work
+took 19 % more CPU time in a four-hour file than in its pieces run right after it, 2026-12-06), and
+stolen time does not show it. `--pieces-before` also sends the pieces before the file, so that the
+file's time compares with the mean of the pieces on either side of it (`file_against_pieces`), which
+cancels a drift that runs one way through the go.
+
+    uv run python tests/bench/bench_long.py [--minutes 60] [--pieces-minutes 60] [--pieces-before]
+        [--warm-up-minutes 2] [--batch-size N] [--model tiny.en]
 """
 
 from __future__ import annotations
@@ -271,6 +277,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--pieces-minutes", type=float, default=0, help="also send the audio in pieces this long")
     parser.add_argument(
+        "--pieces-before", action="store_true",
+        help="with --pieces-minutes: send the pieces before the file as well as after it, and compare the file with "
+        "their mean",
+    )  # fmt: skip
+    parser.add_argument(
         "--warm-up-minutes", type=float, default=2,
         help="first send this much of the recording, so that the file, like the pieces after it, finds a warm "
         "service (every model loaded); 0: the file runs on a fresh service",
@@ -317,6 +328,10 @@ def main() -> None:
                     warm_up["rss_warm_all_mb"], _, warm_up["anon_warm_all_mb"], warm_up["pss_warm_all_mb"] = trace.peak(
                         len(trace.samples) - 1
                     )
+                before: dict[str, Any] = {}
+                if args.pieces_minutes and args.pieces_before:
+                    before = pieces(http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid)
+                    print(json.dumps({"pieces_before": before}), flush=True)
                 first = len(trace.samples)
                 started, cpu = time.monotonic(), cpu_mark(server.proc.pid)
                 task = transcribe(http, recording.path, trace, args.model)
@@ -351,6 +366,10 @@ def main() -> None:
                         http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid
                     )
                     print(json.dumps(row["pieces"]), flush=True)
+                if before:
+                    row["pieces_before"] = before
+                    row["file_against_pieces"] = against_pieces(row, before, row["pieces"])
+                    print(json.dumps({"file_against_pieces": row["file_against_pieces"]}), flush=True)
         finally:
             trace.stop()
             server.stop()
@@ -366,6 +385,15 @@ def main() -> None:
         json.dumps({"date": datetime.now(UTC).isoformat(), **row, "samples": trace.samples}, indent=1)
     )
     print(f"wrote {RESULTS / f'long_{stamp}.png'}, .json and .log (the server's)")
+
+
+def against_pieces(file: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """The file's seconds and CPU seconds per audio hour over the mean of its pieces' before and
+    after it (above 1: the file took longer per audio hour)."""
+    return {
+        key: round(file[key] / ((before[key] + after[key]) / 2), 3)
+        for key in ("s_per_audio_hour", "cpu_s_per_audio_hour")
+    }
 
 
 def pieces(
