@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from whisperx_api.pipeline.diarization.clustering import spectral_labels
+from whisperx_api.pipeline.diarization.clustering import first_clear_gap, spectral_labels
 from whisperx_api.pipeline.diarization.segmentation import Stretch, Unit, group_stretches, split_units
 from whisperx_api.pipeline.diarization.turns import SpeakerTurn, speaker_changes
 
@@ -54,6 +54,17 @@ def test_spectral_clustering_finds_how_many_speakers() -> None:
         assert len(set(labels.tolist())) == count
         for k in range(count):  # each true cluster is one found cluster
             assert len(set(labels[truth == k].tolist())) == 1
+
+
+def test_the_speaker_count_is_the_first_clear_eigengap() -> None:
+    # the first eigenvalues of a 3-minute two-voice conversation (334 pieces): the gap at 2
+    # (0.028) and a slightly larger one at 20 (0.034), among the small gaps of one voice's turns
+    eigenvalues = np.array([0.0, 0.0, 0.028, 0.058, 0.07, 0.079, 0.089, 0.094, 0.094, 0.106, 0.109, 0.12, 0.129,
+                            0.131, 0.143, 0.163, 0.177, 0.192, 0.194, 0.199, 0.233])  # fmt: skip
+    assert first_clear_gap(eigenvalues) + 1 == 2
+    # a later gap clearly larger than the first still counts: a meeting of four voices
+    assert first_clear_gap(np.array([0.0, 0.01, 0.123, 0.243, 0.58, 0.624])) + 1 == 4
+    assert first_clear_gap(np.array([0.0])) == 0
 
 
 def test_spectral_clustering_honours_a_given_count() -> None:
