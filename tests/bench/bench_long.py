@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -237,11 +237,15 @@ def cut(source: Path, start: float, length: float, out: Path) -> Path:
     return out
 
 
-def scores(recording: Recording, segments: list[dict[str, Any]]) -> dict[str, float]:
-    reference = " ".join(t.text for t in recording.utterances)
+def scores(recording: Recording, segments: list[dict[str, Any]], until: float | None = None) -> dict[str, float]:
+    """WER and DER against the truth of the recording, or of its first `until` seconds (a piece
+    cut there ends every turn that starts before it)."""
+    end = recording.duration if until is None else until
+    reference = " ".join(t.text for t in recording.utterances if t.start < end)
     hypothesis = " ".join(s["text"] for s in segments)
+    truth = [replace(t, end=min(t.end, end)) for t in recording.turns if t.start < end]
     turns = [{"start": s["start"], "end": s["end"], "speaker": s.get("speaker", "?")} for s in segments]
-    return {"wer": round(wer(reference, hypothesis), 4), "der": round(der(recording.turns, turns), 4)}
+    return {"wer": round(wer(reference, hypothesis), 4), "der": round(der(truth, turns), 4)}
 
 
 def plot(trace: MemoryTrace, title: str, out: Path) -> None:
@@ -280,6 +284,11 @@ def main() -> None:
         "--pieces-before", action="store_true",
         help="with --pieces-minutes: send the pieces before the file as well as after it, and compare the file with "
         "their mean",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bracket-pieces", type=int, default=0,
+        help="with --pieces-before: only the first N pieces, the same ones before and after the file (a four-hour "
+        "file between its first hour twice: 6 hours of audio instead of 12); their accuracy is for those pieces",
     )  # fmt: skip
     parser.add_argument(
         "--warm-up-minutes", type=float, default=2,
@@ -330,7 +339,10 @@ def main() -> None:
                     )
                 before: dict[str, Any] = {}
                 if args.pieces_minutes and args.pieces_before:
-                    before = pieces(http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid)
+                    before = pieces(
+                        http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid,
+                        args.bracket_pieces,
+                    )  # fmt: skip
                     print(json.dumps({"pieces_before": before}), flush=True)
                 first = len(trace.samples)
                 started, cpu = time.monotonic(), cpu_mark(server.proc.pid)
@@ -363,8 +375,9 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 if args.pieces_minutes:
                     row["pieces"] = pieces(
-                        http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid
-                    )
+                        http, recording, args.pieces_minutes, root, trace, args.model, server.proc.pid,
+                        args.bracket_pieces if args.pieces_before else 0,
+                    )  # fmt: skip
                     print(json.dumps(row["pieces"]), flush=True)
                 if before:
                     row["pieces_before"] = before
@@ -397,17 +410,19 @@ def against_pieces(file: dict[str, Any], before: dict[str, Any], after: dict[str
 
 
 def pieces(
-    http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace, model: str, server: int
-) -> dict[str, Any]:
-    """The same audio in `minutes`-long pieces, one task each; their segments shifted back onto
-    the whole file's clock and scored against the same truth."""
+    http: httpx.Client, recording: Recording, minutes: float, root: Path, trace: MemoryTrace, model: str, server: int,
+    count: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """The same audio in `minutes`-long pieces, one task each (the first `count` only, if given);
+    their segments shifted back onto the whole file's clock and scored against the truth of the
+    audio they cover."""
     length = minutes * 60
     segments: list[dict[str, Any]] = []
     speakers: list[int] = []
     first = len(trace.samples)
     started, cpu = time.monotonic(), cpu_mark(server)
     offset = 0.0
-    while offset < recording.duration:
+    while offset < recording.duration and (not count or offset < count * length):
         piece = cut(recording.path, offset, length, root / f"piece_{int(offset)}.mp3")
         result = transcribe(http, piece, trace, model)["result"]
         # speaker names are per task: map each piece's to the truth's voices by overlap, as a
@@ -420,14 +435,15 @@ def pieces(
                              "speaker": names.get(s.get("speaker", "?"), "?")})  # fmt: skip
         offset += length
     wall = time.monotonic() - started
+    covered = min(offset, recording.duration)
     return {
-        "minutes": minutes, "wall_s": round(wall, 1), "speakers_per_piece": speakers,
-        "s_per_audio_hour": round(wall / recording.duration * 3600, 1), **cpu_since(server, cpu, recording.duration),
+        "minutes": minutes, "wall_s": round(wall, 1), "speakers_per_piece": speakers, "audio_s": round(covered, 1),
+        "s_per_audio_hour": round(wall / covered * 3600, 1), **cpu_since(server, cpu, covered),
         **dict(zip(("rss_peak_all_mb", "rss_peak_largest_mb", "anon_peak_all_mb", "pss_peak_all_mb"),
                    trace.peak(first), strict=True)),
         "stage_s": trace.stage_seconds(first),
         "stage_work": trace.stage_work(first), "at_peak": trace.at_peak(first),
-        **scores(recording, segments),
+        **scores(recording, segments, covered),
     }  # fmt: skip
 
 
