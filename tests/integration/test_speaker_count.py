@@ -1,6 +1,7 @@
-"""The default diarizer counts the voices of short two-voice conversations right, with its real
-models: conversations on which the largest eigengap (the rule before 2026-12-06) found 11, 16
-and 20 speakers (pipeline/diarization/clustering.py first_clear_gap)."""
+"""The default diarizer counts voices right, with its real models: short two-voice conversations
+on which the largest eigengap (the rule before 2026-12-06) found 11, 16 and 20 speakers
+(pipeline/diarization/clustering.py first_clear_gap), and one real voice alone, which got a
+second speaker from the reconstruction's padding where segmentation saw overlap."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.metrics import der
-from tests.speech_corpus import espeak_conversation
+from tests.speech_corpus import espeak_conversation, exclusive_speech, real_call
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -33,3 +34,16 @@ def test_two_voices_are_two_speakers(diarizer: Any, tmp_path: Path, minutes: int
     assert found.speakers == ["SPEAKER_00", "SPEAKER_01"]
     turns = [{"start": t.start, "end": t.end, "speaker": t.speaker} for t in found.exclusive]
     assert der(recording.turns, turns) < 0.1
+
+
+def test_one_real_voice_is_one_speaker(diarizer: Any, tmp_path: Path) -> None:
+    from whisperx_api.pipeline.audio import decode_audio
+
+    call = real_call()
+    voice = sorted(call.speakers)[0]
+    path = exclusive_speech(call, voice, 0.0, call.duration, tmp_path / "one_voice.wav")
+
+    found = diarizer(decode_audio(path), None, None, None, lambda _stage, _fraction: None)
+
+    assert found.speakers == ["SPEAKER_00"], found.turns
+    assert list(found.embeddings) == ["SPEAKER_00"]

@@ -207,8 +207,11 @@ class SegmentationDiarizer:
         for stretch, label in zip(stretches, labels, strict=True):
             for unit in stretch.units:
                 hard[unit.window, unit.index] = label
-        if max_speakers:
-            count.data = np.minimum(count.data, max_speakers).astype(np.int8)
+        # No more voices at once than were found: pyannote's reconstruction pads the clusters
+        # up to the frame's count with an empty one, which became a speaker of its own (one voice
+        # alone gave a second speaker in 0.1-0.2 s slivers where segmentation saw overlap)
+        most = min(len(centroids), max_speakers or len(centroids))
+        count.data = np.minimum(count.data, most).astype(np.int8)
         overlapping = _turns(Steps.to_annotation(_reconstruct(units, hard, count)))
         count.data = np.minimum(count.data, 1).astype(np.int8)
         exclusive = _turns(Steps.to_annotation(_reconstruct(units, hard, count)))
@@ -250,7 +253,13 @@ class SegmentationDiarizer:
                 vector = self.encoder.embed_tensor(clip)
                 if vector is not None:
                     labels[index] = max(centroids, key=lambda k: float(normalise(vector) @ centroids[k]))
-        return labels, {k: [float(x) for x in v] for k, v in centroids.items()}
+        # the clusters that won a stretch, numbered 0..n-1: one that won none is no speaker, and
+        # the reconstruction takes every number up to the highest for a cluster
+        kept = {old: new for new, old in enumerate(sorted({label for label in labels if label >= 0}))}
+        return (
+            [kept.get(label, label) for label in labels],
+            {kept[k]: [float(x) for x in v] for k, v in centroids.items() if k in kept},
+        )
 
 
 def _reconstruct(units: Any, hard: np.ndarray, count: Any) -> Any:
