@@ -89,9 +89,9 @@ def instrument(clock: StepClock) -> None:
 
     from whisperx_api.pipeline.diarization import campp, segmentation
 
+    steps = ("split_units", "find_units", "group_stretches", "spectral_labels", "_reconstruct", "_turns")
     functions: list[tuple[object, str, str]] = [
-        *((segmentation, name, name) for name in ("split_units", "find_units", "group_stretches", "spectral_labels")),
-        *((segmentation, name, name) for name in ("_reconstruct", "_turns")),
+        *((segmentation, name, name) for name in steps),
         (segmentation.sliding, "stacked", "segmentation"),
         (campp.CamppEncoder, "embed_batch", "embed_batch"),
         (campp.CamppEncoder, "embed_tensor", "embed_tensor"),
@@ -110,14 +110,13 @@ def main() -> None:
     parser.add_argument("--alternate", action="store_true", help="each length without the held result, then with")
     args = parser.parse_args()
 
-    from whisperx_api.memory import buffers_kept, limit_native_caches, tune_allocator
+    from whisperx_api.memory import buffers_kept, freeze_long_lived, limit_native_caches, tune_allocator
 
     limit_native_caches()  # as the inference process starts (pipeline/remote.py)
     tune_allocator()
 
     from tests.bench.bench_web_memory import long_result
     from tests.speech_corpus import espeak_conversation
-    from whisperx_api.memory import freeze_long_lived
     from whisperx_api.pipeline.audio import decode_audio, memory_released
     from whisperx_api.pipeline.diarization.segmentation import SegmentationDiarizer
 
