@@ -280,15 +280,17 @@ class RedisServer:
             self.proc = None
 
 
-def wait_until(check: Any, timeout: float, interval: float = 0.2) -> float:
-    """Poll `check()` until it is true; the seconds it took (AssertionError after `timeout`)."""
+def wait_until(check: Any, timeout: float, interval: float = 0.2, *, log: Path | None = None) -> float:
+    """Poll `check()` until it is true; the seconds it took (AssertionError after `timeout`,
+    with the end of `log`, the server's, so a failure on CI says what the service did)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         with contextlib.suppress(httpx.HTTPError):
             if check():
                 return time.monotonic() - started
         time.sleep(interval)
-    raise AssertionError(f"not true after {timeout}s: {check}")
+    tail = log.read_text(errors="replace")[-6000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"not true after {timeout}s: {check}" + (f"\nthe log ends:\n{tail}" if tail else ""))
 
 
 # the files of GPU code a CUDA build of torch maps: NVIDIA's pip libraries, torch's CUDA parts, Triton

@@ -7,6 +7,7 @@ the figures README's reliability section reports."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -240,22 +242,108 @@ async def test_a_finished_task_waits_for_the_database_to_record_its_result(
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             identifier = submit(http, clips["long"])
-            wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120)
+            wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120, log=log)
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             await drop_connections(admin, name)
-            wait_until(lambda: "unavailable for its final state" in log.read_text(), 120)
+            # however long the work goes on without its progress rows (many heartbeats on a slow
+            # machine), the job stays alive: the sweep once took it for dead and threw the work away
+            wait_until(lambda: "unavailable for its final state" in log.read_text(), 240, log=log)
             time.sleep(3)  # the pipeline is done; its result waits for the database
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             back = time.monotonic()
-            wait_until(lambda: status(http, identifier)["status"] == "completed", 60)
+            wait_until(lambda: status(http, identifier)["status"] == "completed", 60, log=log)
             recovery("database-down-at-final-write:completed", time.monotonic() - back)
             task = status(http, identifier)
             assert "something it needs" in " ".join(s["text"] for s in task["result"]["segments"]).lower()
             assert task["metadata"]["attempts"] == 1 and runs(log) == {identifier: 1}
+            assert "Sweeping job" not in log.read_text()
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
         server.stop()
+        clear_queue(settings.queue_name)
+
+
+async def test_a_database_that_hangs_under_a_running_task_does_not_stop_its_heartbeat(
+    tmp_path: Path, clips: dict[str, Path], pg_database: str
+) -> None:
+    """The task's row locked (as a database that hangs, not one that refuses, leaves every write
+    waiting) for five heartbeats while the work runs: its progress writes hang, its job is still
+    touched, so the sweep leaves it alone; once the lock goes the task completes on its first run."""
+    settings = make_settings(tmp_path / "data", pg_database)
+    port = free_port()
+    log = tmp_path / "server.log"
+    server = start_server(settings_env(settings), log, port, timeout=120, worker_ready=True)
+    admin = await asyncpg.connect(pg_database)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            identifier = submit(http, clips["long"])
+            wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120, log=log)
+            locked = admin.transaction()
+            await locked.start()
+            await admin.execute("SELECT id FROM task WHERE id = $1 FOR UPDATE", UUID(identifier))
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            deadline = time.monotonic() + 120
+            # the test's own event loop sleeps between the polls: the lock's connection stays served
+            while await admin.fetchval(waiting) == 0:  # the next progress write (or the final one)
+                assert time.monotonic() < deadline, "no write of the service waited on the locked row"
+                await asyncio.sleep(0.2)
+            held = 5 * settings.job_heartbeat_s
+            await asyncio.sleep(held)
+            blocked = await admin.fetchval(waiting)
+            await locked.rollback()
+            wait_until(lambda: status(http, identifier)["status"] == "completed", 120, log=log)
+            task = status(http, identifier)
+            assert task["metadata"]["attempts"] == 1 and runs(log) == {identifier: 1}
+            assert "Sweeping job" not in log.read_text()
+            assert "something it needs" in " ".join(s["text"] for s in task["result"]["segments"]).lower()
+            print(f"writes left waiting on the lock: {blocked} (held {held}s)")
+    finally:
+        await admin.close()
+        server.stop()
+        clear_queue(settings.queue_name)
+
+
+async def test_a_job_taken_while_the_database_is_down_waits_for_it(
+    tmp_path: Path, clips: dict[str, Path], pg_database: str
+) -> None:
+    """A worker takes a queued job while the database refuses connections: the job waits for it
+    (touched meanwhile) and runs once it is back, on its first attempt. It used to fail at once,
+    SAQ spent every retry in milliseconds and the task sat queued until the next reconcile."""
+    name = pg_database.rsplit("/", 1)[-1]
+    settings = make_settings(tmp_path / "data", pg_database)
+    env = settings_env(settings)
+    worker_log = tmp_path / "worker.log"
+    port = free_port()
+    web = start_server({**env, "WORKER_IN_PROCESS": "false"}, tmp_path / "web.log", port, timeout=120)
+    worker = Process(["workers", "run"], env, worker_log)
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        wait_until(lambda: "Worker starting" in worker_log.read_text(errors="replace"), 180, log=worker_log)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            os.kill(worker.proc.pid, signal.SIGSTOP)  # it takes the job only once the database is down
+            try:
+                identifier = submit(http, clips["short"])
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                await drop_connections(admin, name)
+            finally:
+                os.kill(worker.proc.pid, signal.SIGCONT)
+            wait_until(lambda: "unavailable for its start" in worker_log.read_text(), 60, log=worker_log)
+            time.sleep(3 * settings.job_heartbeat_s)  # longer than its heartbeat: not taken for dead
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            back = time.monotonic()
+            wait_until(lambda: status(http, identifier)["status"] == "completed", 60, log=worker_log)
+            recovery("database-down-at-job-start:completed", time.monotonic() - back)
+            assert status(http, identifier)["metadata"]["attempts"] == 1 and runs(worker_log) == {identifier: 1}
+            text = worker_log.read_text()
+            assert "Error processing job" not in text and "Sweeping job" not in text
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        web.stop()
+        worker.stop()
         clear_queue(settings.queue_name)
 
 

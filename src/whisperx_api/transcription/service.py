@@ -19,11 +19,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 import msgspec
@@ -50,6 +50,8 @@ from whisperx_api.transcription.work import PERFORM, Result, Work, facts
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 PROGRESS_INTERVAL_S = 1.0
 # how long a finished task's last decoded segments may take to reach its events before the
 # final state is written anyway (publishing is best effort: Redis may be down)
@@ -59,9 +61,10 @@ INLINE_STALE_AFTER_S = 3600
 # a deleted task's last event ("deleted") is kept this long, for its followers to see
 DELETED_EVENTS_KEPT_S = 600
 STATE_FIELDS = ("status", "stage", "progress", "error_code", "error_message")
-# the final write of a finished task, while the database is down: retried this long
-FINAL_WRITE_FIRST_RETRY_S = 0.5
-FINAL_WRITE_LONGEST_RETRY_S = 15.0
+# a queued task's start and a finished task's final write, while the database is down: retried
+# after this long, doubled up to the longest
+DATABASE_FIRST_RETRY_S = 0.5
+DATABASE_LONGEST_RETRY_S = 15.0
 # what a pipeline error code means to the client who asked (422 or, on /v1, 400; else 500)
 CLIENT_ERRORS = frozenset(
     {
@@ -210,7 +213,12 @@ class TranscriptionService:
     ) -> Outcome:
         """Run a task to its final state. With `job` it is a queued task run by the queue worker
         (a shutdown puts it back on the queue); without, an inline task the caller submitted."""
-        task = await self.rows.get(task_id)
+        # a queued task waits for a database that is down rather than fail its job: SAQ would
+        # spend every retry in a moment, leaving the row for the next reconcile
+        task = await (
+            self.rows.get(task_id) if job is None
+            else self._while_database_down(task_id, "start", lambda: self.rows.get(task_id), job)
+        )  # fmt: skip
         if task is None or task.status not in ACTIVE_STATUSES:
             if job is not None:  # deleted, or finished by an earlier attempt
                 await self._release(task_id, inline=False)
@@ -229,10 +237,10 @@ class TranscriptionService:
                 attempts = task.attempts + 1
                 if attempts > self.settings.job_max_attempts:
                     return await self._fail_interrupted(task_id, task.attempts)
-                await self._record(
+                await self._while_database_down(task_id, "start", lambda: self._record(
                     task_id, status=TaskStatus.PROCESSING.value, attempts=attempts, started_at=datetime.now(UTC),
                     stage="starting", progress=0.0,
-                )  # fmt: skip
+                ), job)  # fmt: skip
             logger.info(
                 "task %s (%s): running, attempt %d", task_id, task.task_type, task.attempts + (0 if inline else 1)
             )
@@ -246,7 +254,8 @@ class TranscriptionService:
     ) -> Outcome:  # fmt: skip
         task_id, inline = task.id, job is None
         stop_reporting, work_done, flushed = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        reporter = asyncio.create_task(self._report_progress(task_id, running, job, stop_reporting, work_done, flushed))
+        reporter = asyncio.create_task(self._report_progress(task_id, running, stop_reporting, work_done, flushed))
+        heartbeat = asyncio.create_task(self._keep_heartbeat(task_id, running, job, stop_reporting)) if job else None
 
         def segment_decoded(segment: Segment) -> None:  # on the inference process's reader thread
             running.segments.append(segment)
@@ -307,6 +316,9 @@ class TranscriptionService:
             stop_reporting.set()
             with contextlib.suppress(Exception):
                 await reporter
+            if heartbeat is not None:
+                with contextlib.suppress(Exception):
+                    await heartbeat
         return outcome
 
     async def _close_after_segments(self, task: Task, outcome: Outcome, started: float, flushed: asyncio.Event) -> None:
@@ -355,20 +367,36 @@ class TranscriptionService:
             self.runtime.media.delete(speaker.reference)
 
     async def _write_final(self, task_id: UUID, values: dict[str, Any]) -> None:
-        delay = FINAL_WRITE_FIRST_RETRY_S
+        # the job's heartbeat goes on meanwhile (_keep_heartbeat, until the row is closed)
+        await self._while_database_down(task_id, "final state", lambda: self.rows.update(task_id, **values))
+        await self._publish(task_id, _final_event(values))
+
+    async def _while_database_down(
+        self, task_id: UUID, what: str, step: Callable[[], Awaitable[T]], job: Job | None = None
+    ) -> T:
+        """`step`, retried while the database is down (a task's result or its attempt is not
+        thrown away for an outage); any other error is raised. With `job`, the job is touched
+        between tries, so the sweep does not take the wait for a dead worker."""
+        delay = DATABASE_FIRST_RETRY_S
+        longest = DATABASE_LONGEST_RETRY_S if job is None else min(DATABASE_LONGEST_RETRY_S, self._touch_every())
         while True:
             try:
-                await self.rows.update(task_id, **values)
-                await self._publish(task_id, _final_event(values))
-                return
+                return await step()
             except Exception as exc:
                 if unavailable(exc) != "database":
                     raise
                 logger.warning(
-                    "task %s: the database is unavailable for its final state; retrying in %.1fs", task_id, delay
+                    "task %s: the database is unavailable for its %s; retrying in %.1fs", task_id, what, delay
                 )
-                await asyncio.sleep(delay)
-                delay = min(FINAL_WRITE_LONGEST_RETRY_S, delay * 2)
+            if job is not None:
+                with contextlib.suppress(Exception):  # Redis down too: the sweep cannot run either
+                    await job.update()
+            await asyncio.sleep(delay)
+            delay = min(longest, delay * 2)
+
+    def _touch_every(self) -> float:
+        """How often a running job is touched: three times per heartbeat, so one late touch is not death."""
+        return max(0.5, self.settings.job_heartbeat_s / 3)
 
     async def _record(self, task_id: UUID, **values: Any) -> None:
         """A change of a running task: into its row, then to whoever follows its events."""
@@ -386,21 +414,16 @@ class TranscriptionService:
             await self.runtime.admission.release("sync" if inline else "async", str(task_id))
 
     async def _report_progress(
-        self, task_id: UUID, running: Running, job: Job | None, stop: asyncio.Event, work_done: asyncio.Event,
-        flushed: asyncio.Event,
-    ) -> None:  # fmt: skip
+        self, task_id: UUID, running: Running, stop: asyncio.Event, work_done: asyncio.Event, flushed: asyncio.Event
+    ) -> None:
         """Copy progress to the row (and the task's events, with the segments decoded since)
         while the work runs; once it is done, publish the segments still pending and set
-        `flushed` (the final state waits for them); keep the job's heartbeat fresh until the row
-        is closed (a final write that waits for the database must not look like a dead worker
-        to the sweep).
+        `flushed` (the final state waits for them).
 
         It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
         Redis write can leave that connection unusable for the writes that follow.
         """
         seen = 0
-        last_touch = time.monotonic()
-        touch_every = max(0.5, self.settings.job_heartbeat_s / 3)
         while not stop.is_set():
             if not work_done.is_set():  # woken at once when the work ends, to flush its segments
                 with contextlib.suppress(TimeoutError):
@@ -418,14 +441,27 @@ class TranscriptionService:
                 if version != seen and not done:
                     seen = version
                     await self._record(task_id, stage=stage, progress=round(fraction, 4))
-                if job is not None and time.monotonic() - last_touch >= touch_every:
-                    last_touch = time.monotonic()
-                    await job.update(progress=fraction)
             except Exception as exc:  # progress is best effort: a dependency blip must not fail the work
                 logger.warning("task %s: progress not recorded (%s)", task_id, exc)
             finally:
                 if done:
                     flushed.set()
+
+    async def _keep_heartbeat(self, task_id: UUID, running: Running, job: Job, stop: asyncio.Event) -> None:
+        """Touch the job (with the work's progress) until its row is closed: neither the work nor
+        a final write that waits for the database may look like a dead worker to the sweep, which
+        would abort the job and throw the work away. A loop of its own: the progress rows'
+        writes fail or hang while the database is down, and must not hold the heartbeat up."""
+        every = self._touch_every()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if stop.is_set():
+                return
+            try:
+                await job.update(progress=running.progress.snapshot()[2])
+            except Exception as exc:  # Redis down: the sweep cannot run either
+                logger.debug("task %s: job not touched (%s)", task_id, exc)
 
     async def _fail_interrupted(self, task_id: UUID, attempts: int) -> Outcome:
         """Fail a task whose process died under it; its files go as a failed task's do (_close)."""
