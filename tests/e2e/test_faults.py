@@ -58,6 +58,22 @@ def status(http: httpx.Client, identifier: str) -> dict[str, Any]:
     return dict(http.get(f"/task/{identifier}").json())
 
 
+def start_long_task(http: httpx.Client, clip: Path, log: Path) -> str:
+    """The long clip submitted, and its VAD or transcription under way."""
+    identifier = submit(http, clip)
+    wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120, log=log)
+    return identifier
+
+
+def assert_completed_on_its_first_run(http: httpx.Client, identifier: str, log: Path) -> None:
+    """Its transcript whole, run once: never taken for dead by the sweep nor retried."""
+    task = status(http, identifier)
+    assert task["status"] == "completed", task
+    assert "something it needs" in " ".join(s["text"] for s in task["result"]["segments"]).lower()
+    assert task["metadata"]["attempts"] == 1 and runs(log) == {identifier: 1}
+    assert "Sweeping job" not in log.read_text()
+
+
 def runs(*logs: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     for log in logs:
@@ -241,8 +257,7 @@ async def test_a_finished_task_waits_for_the_database_to_record_its_result(
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            identifier = submit(http, clips["long"])
-            wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120, log=log)
+            identifier = start_long_task(http, clips["long"], log)
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             await drop_connections(admin, name)
             # however long the work goes on without its progress rows (many heartbeats on a slow
@@ -253,10 +268,7 @@ async def test_a_finished_task_waits_for_the_database_to_record_its_result(
             back = time.monotonic()
             wait_until(lambda: status(http, identifier)["status"] == "completed", 60, log=log)
             recovery("database-down-at-final-write:completed", time.monotonic() - back)
-            task = status(http, identifier)
-            assert "something it needs" in " ".join(s["text"] for s in task["result"]["segments"]).lower()
-            assert task["metadata"]["attempts"] == 1 and runs(log) == {identifier: 1}
-            assert "Sweeping job" not in log.read_text()
+            assert_completed_on_its_first_run(http, identifier, log)
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
@@ -277,8 +289,7 @@ async def test_a_database_that_hangs_under_a_running_task_does_not_stop_its_hear
     admin = await asyncpg.connect(pg_database)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            identifier = submit(http, clips["long"])
-            wait_until(lambda: status(http, identifier)["stage"] in ("vad", "transcribing"), 120, log=log)
+            identifier = start_long_task(http, clips["long"], log)
             locked = admin.transaction()
             await locked.start()
             await admin.execute("SELECT id FROM task WHERE id = $1 FOR UPDATE", UUID(identifier))
@@ -295,10 +306,7 @@ async def test_a_database_that_hangs_under_a_running_task_does_not_stop_its_hear
             blocked = await admin.fetchval(waiting)
             await locked.rollback()
             wait_until(lambda: status(http, identifier)["status"] == "completed", 120, log=log)
-            task = status(http, identifier)
-            assert task["metadata"]["attempts"] == 1 and runs(log) == {identifier: 1}
-            assert "Sweeping job" not in log.read_text()
-            assert "something it needs" in " ".join(s["text"] for s in task["result"]["segments"]).lower()
+            assert_completed_on_its_first_run(http, identifier, log)
             print(f"writes left waiting on the lock: {blocked} (held {held}s)")
     finally:
         await admin.close()
