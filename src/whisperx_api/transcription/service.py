@@ -338,7 +338,7 @@ class TranscriptionService:
         completed = outcome.status == TaskStatus.COMPLETED
         if completed:
             values.update(
-                result=msgspec.to_builtins(outcome.result), progress=1.0, stage="done", **facts(outcome.result)
+                result=outcome.result, progress=1.0, stage="done", **facts(outcome.result)
             )
         else:
             values.update(error_code=outcome.error_code, error_message=outcome.error_message)
@@ -562,7 +562,7 @@ class TranscriptionService:
         if linked is not None and await self.runtime.speakers.update(linked, {"label": new}) is None:
             linked = None  # deleted from the library since
         rename(result, name, new)
-        await self.rows.update(task_id, result=msgspec.to_builtins(result))
+        await self.rows.update(task_id, result=result)
         renamed = await self.rows.get(task_id)
         assert renamed is not None
         return renamed, linked
