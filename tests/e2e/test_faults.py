@@ -269,6 +269,8 @@ async def test_a_finished_task_waits_for_the_database_to_record_its_result(
             wait_until(lambda: status(http, identifier)["status"] == "completed", 60, log=log)
             recovery("database-down-at-final-write:completed", time.monotonic() - back)
             assert_completed_on_its_first_run(http, identifier, log)
+            # the work's later progress writes (its next stages) failed too: said once, not each second
+            assert log.read_text().count("progress not recorded") == 1
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()

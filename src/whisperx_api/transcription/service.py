@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -213,11 +213,19 @@ class TranscriptionService:
     ) -> Outcome:
         """Run a task to its final state. With `job` it is a queued task run by the queue worker
         (a shutdown puts it back on the queue); without, an inline task the caller submitted."""
+        if job is None:
+            return await self._execute(task_id, None, on_segment)
+        async with self._heartbeat(task_id, job):
+            return await self._execute(task_id, job, on_segment)
+
+    async def _execute(
+        self, task_id: UUID, job: Job | None, on_segment: Callable[[Segment], None] | None
+    ) -> Outcome:  # fmt: skip
         # a queued task waits for a database that is down rather than fail its job: SAQ would
         # spend every retry in a moment, leaving the row for the next reconcile
         task = await (
             self.rows.get(task_id) if job is None
-            else self._while_database_down(task_id, "start", lambda: self.rows.get(task_id), job)
+            else self._while_database_down(task_id, "start", lambda: self.rows.get(task_id))
         )  # fmt: skip
         if task is None or task.status not in ACTIVE_STATUSES:
             if job is not None:  # deleted, or finished by an earlier attempt
@@ -240,7 +248,7 @@ class TranscriptionService:
                 await self._while_database_down(task_id, "start", lambda: self._record(
                     task_id, status=TaskStatus.PROCESSING.value, attempts=attempts, started_at=datetime.now(UTC),
                     stage="starting", progress=0.0,
-                ), job)  # fmt: skip
+                ))  # fmt: skip
             logger.info(
                 "task %s (%s): running, attempt %d", task_id, task.task_type, task.attempts + (0 if inline else 1)
             )
@@ -255,7 +263,6 @@ class TranscriptionService:
         task_id, inline = task.id, job is None
         stop_reporting, work_done, flushed = asyncio.Event(), asyncio.Event(), asyncio.Event()
         reporter = asyncio.create_task(self._report_progress(task_id, running, stop_reporting, work_done, flushed))
-        heartbeat = asyncio.create_task(self._keep_heartbeat(task_id, running, job, stop_reporting)) if job else None
 
         def segment_decoded(segment: Segment) -> None:  # on the inference process's reader thread
             running.segments.append(segment)
@@ -307,7 +314,7 @@ class TranscriptionService:
                 task_id, TaskStatus.FAILED, error_code="INTERNAL_ERROR", error_message=str(exc) or type(exc).__name__
             )
         finally:
-            work_done.set()  # no more progress rows; the job's heartbeat goes on until the row is closed
+            work_done.set()  # no more progress rows (the job's heartbeat goes on: execute's)
         running.closing = True
         try:
             # shielded: a job cancel (delete, shutdown) arriving now still lets the final state land
@@ -316,9 +323,6 @@ class TranscriptionService:
             stop_reporting.set()
             with contextlib.suppress(Exception):
                 await reporter
-            if heartbeat is not None:
-                with contextlib.suppress(Exception):
-                    await heartbeat
         return outcome
 
     async def _close_after_segments(self, task: Task, outcome: Outcome, started: float, flushed: asyncio.Event) -> None:
@@ -337,9 +341,7 @@ class TranscriptionService:
         }  # fmt: skip
         completed = outcome.status == TaskStatus.COMPLETED
         if completed:
-            values.update(
-                result=outcome.result, progress=1.0, stage="done", **facts(outcome.result)
-            )
+            values.update(result=outcome.result, progress=1.0, stage="done", **facts(outcome.result))
         else:
             values.update(error_code=outcome.error_code, error_message=outcome.error_message)
         # a completed task's media stays MEDIA_RETENTION_H hours for playback (expire_media)
@@ -367,18 +369,14 @@ class TranscriptionService:
             self.runtime.media.delete(speaker.reference)
 
     async def _write_final(self, task_id: UUID, values: dict[str, Any]) -> None:
-        # the job's heartbeat goes on meanwhile (_keep_heartbeat, until the row is closed)
+        # a queued task's job heartbeat goes on meanwhile (execute's, until the row is closed)
         await self._while_database_down(task_id, "final state", lambda: self.rows.update(task_id, **values))
         await self._publish(task_id, _final_event(values))
 
-    async def _while_database_down(
-        self, task_id: UUID, what: str, step: Callable[[], Awaitable[T]], job: Job | None = None
-    ) -> T:
+    async def _while_database_down(self, task_id: UUID, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """`step`, retried while the database is down (a task's result or its attempt is not
-        thrown away for an outage); any other error is raised. With `job`, the job is touched
-        between tries, so the sweep does not take the wait for a dead worker."""
+        thrown away for an outage); any other error is raised."""
         delay = DATABASE_FIRST_RETRY_S
-        longest = DATABASE_LONGEST_RETRY_S if job is None else min(DATABASE_LONGEST_RETRY_S, self._touch_every())
         while True:
             try:
                 return await step()
@@ -388,15 +386,8 @@ class TranscriptionService:
                 logger.warning(
                     "task %s: the database is unavailable for its %s; retrying in %.1fs", task_id, what, delay
                 )
-            if job is not None:
-                with contextlib.suppress(Exception):  # Redis down too: the sweep cannot run either
-                    await job.update()
             await asyncio.sleep(delay)
-            delay = min(longest, delay * 2)
-
-    def _touch_every(self) -> float:
-        """How often a running job is touched: three times per heartbeat, so one late touch is not death."""
-        return max(0.5, self.settings.job_heartbeat_s / 3)
+            delay = min(DATABASE_LONGEST_RETRY_S, delay * 2)
 
     async def _record(self, task_id: UUID, **values: Any) -> None:
         """A change of a running task: into its row, then to whoever follows its events."""
@@ -423,7 +414,7 @@ class TranscriptionService:
         It is stopped with `stop`, never cancelled: cancelling it in the middle of a database or
         Redis write can leave that connection unusable for the writes that follow.
         """
-        seen = 0
+        seen, missed = 0, 0  # missed: writes failed in a row (a dependency down: logged once, not each second)
         while not stop.is_set():
             if not work_done.is_set():  # woken at once when the work ends, to flush its segments
                 with contextlib.suppress(TimeoutError):
@@ -441,27 +432,51 @@ class TranscriptionService:
                 if version != seen and not done:
                     seen = version
                     await self._record(task_id, stage=stage, progress=round(fraction, 4))
+                    if missed:
+                        logger.info("task %s: progress recorded again, after %d failed write(s)", task_id, missed)
+                        missed = 0
             except Exception as exc:  # progress is best effort: a dependency blip must not fail the work
-                logger.warning("task %s: progress not recorded (%s)", task_id, exc)
+                missed += 1
+                if missed == 1:
+                    logger.warning(
+                        "task %s: progress not recorded (%s); no more of this until a write succeeds", task_id, exc
+                    )
             finally:
                 if done:
                     flushed.set()
 
-    async def _keep_heartbeat(self, task_id: UUID, running: Running, job: Job, stop: asyncio.Event) -> None:
-        """Touch the job (with the work's progress) until its row is closed: neither the work nor
-        a final write that waits for the database may look like a dead worker to the sweep, which
-        would abort the job and throw the work away. A loop of its own: the progress rows'
-        writes fail or hang while the database is down, and must not hold the heartbeat up."""
-        every = self._touch_every()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
-            if stop.is_set():
-                return
-            try:
-                await job.update(progress=running.progress.snapshot()[2])
-            except Exception as exc:  # Redis down: the sweep cannot run either
-                logger.debug("task %s: job not touched (%s)", task_id, exc)
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, task_id: UUID, job: Job) -> AsyncIterator[None]:
+        """Touch a queued task's job (with its work's progress) for as long as its execution
+        runs: neither a start or final write that waits for the database, nor the work, may look
+        like a dead worker to the sweep, which would abort the job and throw the work away. A
+        loop of its own: the rows' writes fail or hang while the database is down, and must not
+        hold the heartbeat up. The only place a job is touched."""
+        stop = asyncio.Event()
+        # three times per heartbeat, so one late touch is not taken for death
+        every = max(0.5, self.settings.job_heartbeat_s / 3)
+
+        async def touch() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every)
+                if stop.is_set():
+                    return
+                running = self._running.get(task_id)
+                try:
+                    await job.update(progress=running.progress.snapshot()[2] if running else 0.0)
+                except Exception as exc:  # Redis down: the sweep cannot run either
+                    logger.debug("task %s: job not touched (%s)", task_id, exc)
+
+        # stopped with `stop`, never cancelled: a cancel in the middle of a Redis write can leave
+        # that connection unusable for the writes that follow
+        beat = asyncio.create_task(touch())
+        try:
+            yield
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await beat
 
     async def _fail_interrupted(self, task_id: UUID, attempts: int) -> Outcome:
         """Fail a task whose process died under it; its files go as a failed task's do (_close)."""
