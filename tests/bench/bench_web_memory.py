@@ -4,8 +4,14 @@ with their tokens and words, word_segments, speakers), read through `GET /task/{
 by a real service on SQLite. Reports the web process's RSS and RssAnon at rest before the first
 read and after the last.
 
+Before that, the web process's side of the task's end, in a fresh process on each checkout's `src`:
+the result received from a child process through a pipe on a thread (as the engine's reader
+thread receives it), written to its row through TaskRows on SQLite (the task's final write),
+dropped and trimmed (as the worker does after each task); RssAnon before, after the write and
+after the trim.
+
 `--code DIR ...` runs the same bench against the `src` of each checkout (a `git worktree` of an
-earlier commit, say), one service after the other, so a change is measured beside what it changes.
+earlier commit, say), one after the other, so a change is measured beside what it changes.
 
     uv run python tests/bench/bench_web_memory.py [--hours 4] [--reads 3] [--code . /tmp/before]
 """
@@ -14,19 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx
+import msgspec
 
 from tests.bench.bench_long import rss_mb
 from tests.support import clear_queue, descendants, free_port, make_bench_settings, settings_env, start_server
@@ -79,6 +90,57 @@ async def seed(settings: object, result: dict[str, object]) -> str:
     return str(task.id)
 
 
+def _send_result(conn: Any, hours: float) -> None:
+    """The inference process's side: a four-hour result, pickled through the pipe as it is sent."""
+    from whisperx_api.pipeline.results import Transcript
+
+    conn.send(("done", 1, msgspec.convert(long_result(hours), Transcript)))
+    conn.recv()
+
+
+async def _receive_and_write(hours: float) -> dict[str, float]:
+    from whisperx_api.memory import release_freed_memory
+    from whisperx_api.transcription.rows import TaskRows
+
+    workdir = Path(tempfile.mkdtemp())
+    settings = make_bench_settings(workdir, f"sqlite:///{workdir / 'records.db'}")
+    await asyncio.to_thread(upgrade_database, settings)
+    config = make_db_config(settings)
+    rows = TaskRows(config, counted=lambda: None)
+    task = await rows.insert(id=uuid.uuid4(), status="processing", task_type="full_process", params={}, file_name="f")
+    await rows.update(task.id, progress=0.5)  # the progress writes before it: the connections, the statements
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    sender = context.Process(target=_send_result, args=(theirs, hours))
+    sender.start()
+    gc.collect()
+    release_freed_memory()
+    before = rss_mb(os.getpid(), "RssAnon")
+    # unpickled on a thread of its own, as on the engine's reader thread
+    result = (await asyncio.to_thread(ours.recv))[2]
+    await rows.update(task.id, status="completed", result=result, progress=1.0, stage="done")
+    del result
+    gc.collect()
+    written = rss_mb(os.getpid(), "RssAnon")
+    await asyncio.to_thread(release_freed_memory)
+    trimmed = rss_mb(os.getpid(), "RssAnon")
+    ours.send("done")
+    sender.join()
+    await config.get_engine().dispose()
+    return {"anon_before_mb": round(before, 1), "anon_rise_written_mb": round(written - before, 1),
+            "anon_rise_trimmed_mb": round(trimmed - before, 1)}  # fmt: skip
+
+
+def receive_and_write(code: Path, hours: float) -> dict[str, Any]:
+    """The web process's side of a task's end, in a fresh process on `code`'s src."""
+    env = os.environ | {"PYTHONPATH": str(code.resolve() / "src")}
+    done = subprocess.run(
+        [sys.executable, __file__, "--receive-here", "--hours", str(hours)], env=env, capture_output=True, text=True,
+        check=True, timeout=600,
+    )  # fmt: skip
+    return {"code": str(code), **json.loads(done.stdout.splitlines()[-1])}
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     return {field: round(rss_mb(pid, field), 1) for field in ("VmRSS", "RssAnon")}
 
@@ -129,7 +191,15 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=4.0)
     parser.add_argument("--reads", type=int, default=3)
     parser.add_argument("--code", type=Path, nargs="+", default=[Path(".")], help="checkouts whose src to serve")
+    parser.add_argument("--receive-here", action="store_true", help=argparse.SUPPRESS)  # receive_and_write's process
     args = parser.parse_args()
+    if args.receive_here:
+        print(json.dumps(asyncio.run(_receive_and_write(args.hours))))
+        return
+    writes = []
+    for code in args.code:
+        writes.append(receive_and_write(code, args.hours))
+        print(json.dumps(writes[-1]), flush=True)
     result = long_result(args.hours)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +208,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     report = {"date": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "args": vars(args) | {
-        "code": [str(c) for c in args.code]}, "rows": rows}  # fmt: skip
+        "code": [str(c) for c in args.code]}, "writes": writes, "rows": rows}  # fmt: skip
     (RESULTS / f"web_memory_{int(time.time())}.json").write_text(json.dumps(report, indent=2))
 
 
