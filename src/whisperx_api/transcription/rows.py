@@ -30,8 +30,8 @@ class TaskRows:
     async def update(self, task_id: UUID, **values: Any) -> None:
         # The values go with the execution, not into the statement: SQLAlchemy's compiled cache
         # keeps the first statement of each shape for good, with whatever values were bound in it.
-        # A four-hour result written that way (36,000 words: 40 MB of objects) stayed in the web
-        # process after its task (the task's final write is one shape whatever its length).
+        # A process whose first final write was a four-hour result (36,000 words) kept it, +54 MB
+        # (bench_web_memory, 2026-12-07): every task's final write has the same shape.
         statement = (
             update(Task)
             .where(Task.id == bindparam("row_id"))
