@@ -98,11 +98,10 @@ def _send_result(conn: Any, hours: float) -> None:
     conn.recv()
 
 
-async def _receive_and_write(hours: float) -> dict[str, float]:
+async def _receive_and_write(hours: float, workdir: Path) -> dict[str, float]:
     from whisperx_api.memory import release_freed_memory
     from whisperx_api.transcription.rows import TaskRows
 
-    workdir = Path(tempfile.mkdtemp())
     settings = make_bench_settings(workdir, f"sqlite:///{workdir / 'records.db'}")
     await asyncio.to_thread(upgrade_database, settings)
     config = make_db_config(settings)
@@ -194,7 +193,8 @@ def main() -> None:
     parser.add_argument("--receive-here", action="store_true", help=argparse.SUPPRESS)  # receive_and_write's process
     args = parser.parse_args()
     if args.receive_here:
-        print(json.dumps(asyncio.run(_receive_and_write(args.hours))))
+        with tempfile.TemporaryDirectory() as workdir:
+            print(json.dumps(asyncio.run(_receive_and_write(args.hours, Path(workdir)))))
         return
     writes = []
     for code in args.code:
